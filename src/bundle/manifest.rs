@@ -1,0 +1,43 @@
+//! The bundle's JSON manifest: model config, catalogue and the long-tail cut used for badges.
+
+use crate::model::ModelConfig;
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// One catalogue entry; its position in [`Manifest::items`] plus one is its item id.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ItemEntry {
+    /// The dataset's own key (RecBole item id, `inter.txt` item).
+    pub key: String,
+    pub title: String,
+    /// Training interactions; drives the head/tail badge.
+    pub popularity: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    /// Human-readable name, e.g. `ml-1m sasrec corrected`.
+    pub name: String,
+    pub dataset: String,
+    pub model: ModelConfig,
+    /// Items `1..=n_items` in id order.
+    pub items: Vec<ItemEntry>,
+    /// Items with popularity below this are tail items.
+    pub item_tail_cut: u32,
+}
+
+impl Manifest {
+    pub fn validate(&self) -> Result<()> {
+        self.model
+            .validate()
+            .map_err(|e| Error::Bundle(format!("model config: {e}")))?;
+        if self.items.len() != self.model.n_items {
+            return Err(Error::Bundle(format!(
+                "manifest lists {} items but the model has {}",
+                self.items.len(),
+                self.model.n_items
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,153 @@
+//! The bundle: one GGUF file with everything inference needs — the model config, the encoder weights,
+//! the item table, item keys, titles and popularity — plus a format version and a checksum.
+//!
+//! GGUF keeps the file readable by other tools (`gguf-dump` lists the metadata) and carries the
+//! quantized tensor types the quantization work needs. The manifest is one JSON string so it can
+//! grow without new GGUF keys; the CRC-32 covers the manifest and every tensor's bytes, so a flipped
+//! bit anywhere in the payload is refused instead of giving silently wrong scores.
+
+mod manifest;
+
+pub use manifest::{ItemEntry, Manifest};
+
+use crate::{Error, Result};
+use candle_core::quantized::gguf_file::{self, Value};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+use std::collections::HashMap;
+use std::io::Cursor;
+
+/// Bumped whenever a reader of the previous version could misread a new file.
+pub const FORMAT_VERSION: u32 = 1;
+const KEY_VERSION: &str = "llmesr.format_version";
+const KEY_MANIFEST: &str = "llmesr.manifest";
+const KEY_CHECKSUM: &str = "llmesr.checksum";
+const ARCHITECTURE: &str = "llmesr";
+
+fn bundle_err(msg: impl Into<String>) -> Error {
+    Error::Bundle(msg.into())
+}
+
+fn checksum(manifest: &str, tensors: &[(&str, &[u8])]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(manifest.as_bytes());
+    for (name, data) in tensors {
+        h.update(name.as_bytes());
+        h.update(&(data.len() as u64).to_le_bytes());
+        h.update(data);
+    }
+    h.finalize()
+}
+
+/// Serialises a bundle. Tensors are stored as f32, in name order.
+pub fn write(manifest: &Manifest, tensors: &HashMap<String, Tensor>) -> Result<Vec<u8>> {
+    manifest.validate()?;
+    let json = serde_json::to_string(manifest).map_err(|e| bundle_err(e.to_string()))?;
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    let q: Vec<QTensor> = names
+        .iter()
+        .map(|n| QTensor::quantize(&tensors[*n].to_dtype(candle_core::DType::F32)?, GgmlDType::F32))
+        .collect::<candle_core::Result<_>>()?;
+    let data: Vec<std::borrow::Cow<'_, [u8]>> =
+        q.iter().map(|t| t.data()).collect::<candle_core::Result<_>>()?;
+    let sum = checksum(
+        &json,
+        &names
+            .iter()
+            .zip(&data)
+            .map(|(n, d)| (n.as_str(), d.as_ref()))
+            .collect::<Vec<_>>(),
+    );
+    let meta_values = [
+        ("general.architecture", Value::String(ARCHITECTURE.into())),
+        ("general.name", Value::String(manifest.name.clone())),
+        (KEY_VERSION, Value::U32(FORMAT_VERSION)),
+        (KEY_MANIFEST, Value::String(json)),
+        (KEY_CHECKSUM, Value::U32(sum)),
+    ];
+    let meta: Vec<(&str, &Value)> = meta_values.iter().map(|(k, v)| (*k, v)).collect();
+    let tensor_refs: Vec<(&str, &QTensor)> = names.iter().map(|n| n.as_str()).zip(q.iter()).collect();
+    let mut out = Cursor::new(Vec::new());
+    gguf_file::write(&mut out, &meta, &tensor_refs)?;
+    Ok(out.into_inner())
+}
+
+/// A loaded, validated bundle.
+pub struct Bundle {
+    pub manifest: Manifest,
+    /// Every tensor, dequantized to f32 on the CPU.
+    pub tensors: HashMap<String, Tensor>,
+}
+
+impl Bundle {
+    /// Parses and validates a bundle: GGUF structure, format version, checksum, manifest consistency
+    /// and the shape of every tensor the model will need.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        if bytes.len() < 8 || &bytes[..4] != b"GGUF" {
+            return Err(bundle_err(
+                "not a bundle: the file does not start with the GGUF magic (wrong file, or an HTML error page?)",
+            ));
+        }
+        let mut cur = Cursor::new(bytes);
+        let content = gguf_file::Content::read(&mut cur)
+            .map_err(|e| bundle_err(format!("corrupt or truncated GGUF header: {e}")))?;
+        match content.metadata.get("general.architecture") {
+            Some(Value::String(a)) if a == ARCHITECTURE => {}
+            other => {
+                return Err(bundle_err(format!(
+                    "not an llm-esr bundle (general.architecture is {other:?})"
+                )))
+            }
+        }
+        match content.metadata.get(KEY_VERSION) {
+            Some(Value::U32(v)) if *v == FORMAT_VERSION => {}
+            Some(Value::U32(v)) => {
+                return Err(bundle_err(format!(
+                    "format version {v} is not supported by this build (it reads version {FORMAT_VERSION}); re-export the bundle"
+                )))
+            }
+            _ => return Err(bundle_err(format!("missing {KEY_VERSION}"))),
+        }
+        let json = match content.metadata.get(KEY_MANIFEST) {
+            Some(Value::String(s)) => s.clone(),
+            _ => return Err(bundle_err(format!("missing {KEY_MANIFEST}"))),
+        };
+        let expected_sum = match content.metadata.get(KEY_CHECKSUM) {
+            Some(Value::U32(v)) => *v,
+            _ => return Err(bundle_err(format!("missing {KEY_CHECKSUM}"))),
+        };
+        let mut names: Vec<&String> = content.tensor_infos.keys().collect();
+        names.sort();
+        let mut qs = Vec::with_capacity(names.len());
+        for name in &names {
+            let q = content
+                .tensor(&mut cur, name, &Device::Cpu)
+                .map_err(|e| bundle_err(format!("tensor {name}: {e}")))?;
+            qs.push(q);
+        }
+        let data: Vec<std::borrow::Cow<'_, [u8]>> =
+            qs.iter().map(|t| t.data()).collect::<candle_core::Result<_>>()?;
+        let sum = checksum(
+            &json,
+            &names
+                .iter()
+                .zip(&data)
+                .map(|(n, d)| (n.as_str(), d.as_ref()))
+                .collect::<Vec<_>>(),
+        );
+        if sum != expected_sum {
+            return Err(bundle_err(format!(
+                "checksum mismatch (stored {expected_sum:08x}, computed {sum:08x}): the file is corrupt"
+            )));
+        }
+        let manifest: Manifest = serde_json::from_str(&json)
+            .map_err(|e| bundle_err(format!("manifest is not valid: {e}")))?;
+        manifest.validate()?;
+        let mut tensors = HashMap::with_capacity(names.len());
+        for (name, q) in names.into_iter().zip(qs) {
+            tensors.insert(name.clone(), q.dequantize(&Device::Cpu)?);
+        }
+        Ok(Bundle { manifest, tensors })
+    }
+}

@@ -1,0 +1,47 @@
+//! The library's error type: one enum, grouped by where the problem comes from.
+
+/// Everything that can go wrong in the library. Messages name the file, line, value or tensor at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A data file line that cannot be parsed.
+    #[error("{path}:{line}: {msg}")]
+    Parse {
+        path: String,
+        line: usize,
+        msg: String,
+    },
+    /// A file that cannot be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A dataset that is unusable as a whole (empty after filtering, missing files, …).
+    #[error("dataset: {0}")]
+    Dataset(String),
+    /// A configuration value outside its valid range.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A bundle that is corrupt, truncated, of another version or inconsistent with itself.
+    #[error("bundle: {0}")]
+    Bundle(String),
+    /// A session or request that cannot be answered (unknown item id, empty session, k = 0, …).
+    #[error("request: {0}")]
+    Request(String),
+    /// A tensor operation that failed inside candle.
+    #[error("tensor: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+impl Error {
+    pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
+    }
+}
+
+/// Shorthand for results carrying [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,13 @@
+//! Evaluation: ranking metrics, the full-ranking and sampled protocols, the most-popular floor and
+//! result rows for `reports/quality.json`.
+
+pub mod evaluate;
+pub mod metrics;
+mod model_scorer;
+pub mod popularity;
+pub mod report;
+
+pub use evaluate::{evaluate, EvalReport, Protocol, Scorer};
+pub use metrics::Accum;
+pub use popularity::MostPopular;
+pub use report::QualityRow;

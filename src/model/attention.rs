@@ -1,0 +1,89 @@
+//! Multi-head attention as torch's `nn.MultiheadAttention` computes it (biased Q/K/V projections,
+//! scale 1/√head_dim, dropout on the attention weights, an output projection).
+
+use super::dropout::dropout;
+use candle_core::{Result, Tensor};
+use candle_nn::{linear, Linear, Module, VarBuilder};
+use rand::rngs::SmallRng;
+
+pub struct MultiHeadAttention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
+    n_heads: usize,
+    head_dim: usize,
+    dropout: f32,
+}
+
+impl MultiHeadAttention {
+    pub fn new(hidden: usize, n_heads: usize, dropout: f32, vb: VarBuilder) -> Result<Self> {
+        Ok(MultiHeadAttention {
+            q: linear(hidden, hidden, vb.pp("q"))?,
+            k: linear(hidden, hidden, vb.pp("k"))?,
+            v: linear(hidden, hidden, vb.pp("v"))?,
+            out: linear(hidden, hidden, vb.pp("out"))?,
+            n_heads,
+            head_dim: hidden / n_heads,
+            dropout,
+        })
+    }
+
+    /// `[B, L, d]` → `[B, H, L, d/H]`.
+    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, l, _) = x.dims3()?;
+        x.reshape((b, l, self.n_heads, self.head_dim))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    /// # Shapes
+    /// `query` `[B, Lq, d]`, `kv` `[B, L, d]`, `bias` broadcastable to `[B, H, Lq, L]` → `[B, Lq, d]`.
+    pub fn forward(
+        &self,
+        query: &Tensor,
+        kv: &Tensor,
+        bias: Option<&Tensor>,
+        rng: Option<&mut SmallRng>,
+    ) -> Result<Tensor> {
+        let (b, lq, d) = query.dims3()?;
+        let q = self.split_heads(&self.q.forward(query)?)?;
+        let k = self.split_heads(&self.k.forward(kv)?)?;
+        let v = self.split_heads(&self.v.forward(kv)?)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let mut scores = (q.matmul(&k.t()?)? * scale)?; // [B, H, Lq, L]
+        if let Some(bias) = bias {
+            scores = scores.broadcast_add(bias)?;
+        }
+        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+        let weights = dropout(&weights, self.dropout, rng)?;
+        let ctx = weights.matmul(&v)?; // [B, H, Lq, d/H]
+        let ctx = ctx.transpose(1, 2)?.reshape((b, lq, d))?;
+        self.out.forward(&ctx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::batch::MASKED;
+    use candle_core::{DType, Device};
+    use candle_nn::VarMap;
+
+    #[test]
+    fn masked_keys_do_not_change_the_output() {
+        let vars = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
+        let mha = MultiHeadAttention::new(8, 2, 0.0, vb).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (1, 3, 8), &Device::Cpu).unwrap();
+        let bias = Tensor::new(&[[[[MASKED, 0.0, 0.0]]]], &Device::Cpu).unwrap(); // hide key 0
+        let q = x.narrow(1, 2, 1).unwrap();
+        let a = mha.forward(&q, &x, Some(&bias), None).unwrap();
+        // Change the hidden key: the result must not move.
+        let changed = Tensor::cat(&[(x.narrow(1, 0, 1).unwrap() * 5.0).unwrap(), x.narrow(1, 1, 2).unwrap()], 1).unwrap();
+        let b = mha.forward(&q, &changed, Some(&bias), None).unwrap();
+        let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(diff < 1e-6, "{diff}");
+        assert_eq!(mha.forward(&x, &x, None, None).unwrap().dims(), &[1, 3, 8]);
+    }
+}

@@ -1,0 +1,10 @@
+//! Native training: configuration, batch sampling, the epoch loop with early stopping, checkpoints.
+
+pub mod config;
+pub mod run;
+pub mod sampler;
+pub mod trainer;
+
+pub use config::TrainConfig;
+pub use run::RunRecord;
+pub use trainer::{train, TrainOutcome};

@@ -1,0 +1,120 @@
+//! The JavaScript face of [`crate::recommend::Recommender`]: thin wasm-bindgen glue, errors as `JsError`.
+
+use crate::recommend;
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+/// An on-device recommender built from bundle bytes.
+#[wasm_bindgen]
+pub struct Recommender {
+    inner: recommend::Recommender,
+}
+
+#[derive(Serialize)]
+struct ItemView<'a> {
+    id: u32,
+    key: &'a str,
+    title: &'a str,
+    popularity: u32,
+    tail: bool,
+}
+
+/// Reads a JS array of item ids, refusing anything that is not a whole number in u32 range.
+fn session_from_js(session: JsValue) -> Result<Vec<u32>, JsError> {
+    let values: Vec<f64> = serde_wasm_bindgen::from_value(session)
+        .map_err(|e| JsError::new(&format!("session must be an array of item ids: {e}")))?;
+    values
+        .into_iter()
+        .map(|v| {
+            if v.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&v) {
+                Ok(v as u32)
+            } else {
+                Err(JsError::new(&format!("item id {v} is not a non-negative integer")))
+            }
+        })
+        .collect()
+}
+
+fn js_err(e: crate::Error) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+#[wasm_bindgen]
+impl Recommender {
+    /// Loads a bundle (the bytes of a `.gguf` file written by `llmesr export`).
+    #[wasm_bindgen(constructor)]
+    pub fn new(bytes: &[u8]) -> Result<Recommender, JsError> {
+        let inner = recommend::Recommender::from_bytes(bytes).map_err(js_err)?;
+        gloo::console::debug!(format!("llm-esr: loaded {} items", inner.n_items()));
+        Ok(Recommender { inner })
+    }
+
+    /// The top `k` items for `session` (an array of item ids, oldest first), as
+    /// `[{id, key, title, score, tail}]`, best first. Session items are left out unless
+    /// `includeSession` is true.
+    pub fn recommend(
+        &self,
+        session: JsValue,
+        k: usize,
+        #[wasm_bindgen(js_name = includeSession)] include_session: Option<bool>,
+    ) -> Result<JsValue, JsError> {
+        let session = session_from_js(session)?;
+        let recs = self
+            .inner
+            .recommend(&session, k, !include_session.unwrap_or(false))
+            .map_err(js_err)?;
+        Ok(serde_wasm_bindgen::to_value(&recs)?)
+    }
+
+    /// One catalogue entry: `{id, key, title, popularity, tail}`.
+    pub fn item(&self, id: u32) -> Result<JsValue, JsError> {
+        let e = self.inner.item(id).map_err(js_err)?;
+        Ok(serde_wasm_bindgen::to_value(&ItemView {
+            id,
+            key: &e.key,
+            title: &e.title,
+            popularity: e.popularity,
+            tail: self.inner.is_tail(id),
+        })?)
+    }
+
+    /// The whole catalogue, in id order.
+    pub fn items(&self) -> Result<JsValue, JsError> {
+        let views: Vec<ItemView> = self
+            .inner
+            .manifest()
+            .items
+            .iter()
+            .enumerate()
+            .map(|(i, e)| ItemView {
+                id: i as u32 + 1,
+                key: &e.key,
+                title: &e.title,
+                popularity: e.popularity,
+                tail: self.inner.is_tail(i as u32 + 1),
+            })
+            .collect();
+        Ok(serde_wasm_bindgen::to_value(&views)?)
+    }
+
+    #[wasm_bindgen(getter, js_name = numItems)]
+    pub fn num_items(&self) -> usize {
+        self.inner.n_items()
+    }
+
+    /// The bundle's name, dataset and model configuration.
+    pub fn info(&self) -> Result<JsValue, JsError> {
+        let m = self.inner.manifest();
+        #[derive(Serialize)]
+        struct Info<'a> {
+            name: &'a str,
+            dataset: &'a str,
+            model: &'a crate::model::ModelConfig,
+        }
+        Ok(serde_wasm_bindgen::to_value(&Info {
+            name: &m.name,
+            dataset: &m.dataset,
+            model: &m.model,
+        })?)
+    }
+}
