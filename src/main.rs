@@ -3,7 +3,10 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use llm_esr::bundle;
-use llm_esr::data::{self, Dataset, FilterKind, FilterOptions, GroupConfig, Groups, PopularityScope, Stage, Threshold};
+use llm_esr::data::{
+    self, Dataset, FilterKind, FilterOptions, GroupConfig, Groups, PopularityScope, Stage,
+    Threshold,
+};
 use llm_esr::eval::report::{self, RunLabels};
 use llm_esr::eval::{evaluate, EvalReport, MostPopular, Protocol, Scorer};
 use llm_esr::model::{Mode, ModelConfig};
@@ -13,7 +16,11 @@ use llm_esr::train::{train, RunRecord, TrainConfig};
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
-#[command(name = "llmesr", version, about = "LLM-ESR sequential recommendation: train natively, recommend anywhere")]
+#[command(
+    name = "llmesr",
+    version,
+    about = "LLM-ESR sequential recommendation: train natively, recommend anywhere"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -153,11 +160,21 @@ impl DataArgs {
             other => bail!("--filter must be single or kcore, got {other:?}"),
         };
         let raw = data::load_dir(&self.data)?;
-        let filter = FilterOptions { kind, min_user: self.min_user, min_item: self.min_item };
+        let filter = FilterOptions {
+            kind,
+            min_user: self.min_user,
+            min_item: self.min_item,
+        };
         let dataset = Dataset::from_raw(&raw, &filter)?;
         let config = GroupConfig {
-            user: self.ts_user.map_or(Threshold::TailShare(self.tail_user_share), Threshold::Absolute),
-            item: self.ts_item.map_or(Threshold::TailShare(self.tail_item_share), Threshold::Absolute),
+            user: self.ts_user.map_or(
+                Threshold::TailShare(self.tail_user_share),
+                Threshold::Absolute,
+            ),
+            item: self.ts_item.map_or(
+                Threshold::TailShare(self.tail_item_share),
+                Threshold::Absolute,
+            ),
             popularity: match self.mode() {
                 Mode::Corrected => PopularityScope::Train,
                 Mode::Faithful => PopularityScope::AllDistinctUsers,
@@ -180,14 +197,23 @@ impl DataArgs {
 
     fn filter(&self) -> FilterOptions {
         FilterOptions {
-            kind: if self.filter == "kcore" { FilterKind::Kcore } else { FilterKind::Single },
+            kind: if self.filter == "kcore" {
+                FilterKind::Kcore
+            } else {
+                FilterKind::Single
+            },
             min_user: self.min_user,
             min_item: self.min_item,
         }
     }
 }
 
-fn test_reports(scorer: &dyn Scorer, data: &Dataset, groups: &Groups, seed: u64) -> Result<Vec<EvalReport>> {
+fn test_reports(
+    scorer: &dyn Scorer,
+    data: &Dataset,
+    groups: &Groups,
+    seed: u64,
+) -> Result<Vec<EvalReport>> {
     [Protocol::Full, Protocol::Sampled(100)]
         .into_iter()
         .map(|p| Ok(evaluate(scorer, data, groups, Stage::Test, p, seed, 256)?))
@@ -199,7 +225,10 @@ fn publish(args: &DataArgs, labels: &RunLabels, reports: &[EvalReport], title: &
         eprintln!("{}", report::table(title, r));
     }
     if let Some(path) = &args.report {
-        let rows: Vec<_> = reports.iter().flat_map(|r| report::rows(labels, r)).collect();
+        let rows: Vec<_> = reports
+            .iter()
+            .flat_map(|r| report::rows(labels, r))
+            .collect();
         report::append(path, &rows)?;
         eprintln!("appended {} rows to {}", rows.len(), path.display());
     }
@@ -228,7 +257,14 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     };
     model.validate()?;
     cfg.validate()?;
-    let (net, _, outcome) = train(&dataset, &groups, &model, &cfg, &a.out.join(CHECKPOINT_FILE), !a.quiet)?;
+    let (net, _, outcome) = train(
+        &dataset,
+        &groups,
+        &model,
+        &cfg,
+        &a.out.join(CHECKPOINT_FILE),
+        !a.quiet,
+    )?;
     eprintln!(
         "best epoch {} (valid NDCG@10 full {:.4}); {:.1} s per training epoch",
         outcome.best_epoch, outcome.best_valid_ndcg10, outcome.seconds_per_epoch
@@ -253,7 +289,16 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         mode: record.model.mode.label().into(),
         seed: a.data.seed,
     };
-    publish(&a.data, &labels, &test, &format!("{} SASRec ({}) test", dataset.name, record.model.mode.label()))
+    publish(
+        &a.data,
+        &labels,
+        &test,
+        &format!(
+            "{} SASRec ({}) test",
+            dataset.name,
+            record.model.mode.label()
+        ),
+    )
 }
 
 fn cmd_baseline(a: BaselineArgs) -> Result<()> {
@@ -266,7 +311,12 @@ fn cmd_baseline(a: BaselineArgs) -> Result<()> {
         mode: a.data.mode().label().into(),
         seed: a.data.seed,
     };
-    publish(&a.data, &labels, &test, &format!("{} most-popular test", dataset.name))
+    publish(
+        &a.data,
+        &labels,
+        &test,
+        &format!("{} most-popular test", dataset.name),
+    )
 }
 
 fn cmd_export(run: &Path, out: &Path) -> Result<()> {
@@ -276,11 +326,22 @@ fn cmd_export(run: &Path, out: &Path) -> Result<()> {
     // Prove the file loads before it replaces anything.
     Recommender::from_bytes(&bytes).context("the freshly written bundle does not load")?;
     llm_esr::fsio::write_atomic(out, &bytes)?;
-    eprintln!("wrote {} ({} bytes, {} items)", out.display(), bytes.len(), record.items.len());
+    eprintln!(
+        "wrote {} ({} bytes, {} items)",
+        out.display(),
+        bytes.len(),
+        record.items.len()
+    );
     Ok(())
 }
 
-fn cmd_recommend(bundle: &Path, session: &[u32], k: usize, include: bool, json: bool) -> Result<()> {
+fn cmd_recommend(
+    bundle: &Path,
+    session: &[u32],
+    k: usize,
+    include: bool,
+    json: bool,
+) -> Result<()> {
     let rec = Recommender::from_bytes(&llm_esr::fsio::read(bundle)?)?;
     let recs = rec.recommend(session, k, !include)?;
     if json {
@@ -304,7 +365,10 @@ fn cmd_items(bundle: &Path, search: Option<&str>) -> Result<()> {
     let rec = Recommender::from_bytes(&llm_esr::fsio::read(bundle)?)?;
     let needle = search.map(str::to_lowercase);
     for (i, item) in rec.manifest().items.iter().enumerate() {
-        if needle.as_ref().is_none_or(|n| item.title.to_lowercase().contains(n)) {
+        if needle
+            .as_ref()
+            .is_none_or(|n| item.title.to_lowercase().contains(n))
+        {
             println!("{:>5}\t{}\t{}", i + 1, item.title, item.popularity);
         }
     }
@@ -316,9 +380,13 @@ fn main() -> Result<()> {
         Command::Train(a) => cmd_train(a),
         Command::Baseline(a) => cmd_baseline(a),
         Command::Export { run, out } => cmd_export(&run, &out),
-        Command::Recommend { bundle, session, k, include_session, json } => {
-            cmd_recommend(&bundle, &session, k, include_session, json)
-        }
+        Command::Recommend {
+            bundle,
+            session,
+            k,
+            include_session,
+            json,
+        } => cmd_recommend(&bundle, &session, k, include_session, json),
         Command::Items { bundle, search } => cmd_items(&bundle, search.as_deref()),
     }
 }

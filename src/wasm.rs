@@ -29,7 +29,9 @@ fn session_from_js(session: JsValue) -> Result<Vec<u32>, JsError> {
             if v.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&v) {
                 Ok(v as u32)
             } else {
-                Err(JsError::new(&format!("item id {v} is not a non-negative integer")))
+                Err(JsError::new(&format!(
+                    "item id {v} is not a non-negative integer"
+                )))
             }
         })
         .collect()

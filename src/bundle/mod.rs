@@ -47,10 +47,17 @@ pub fn write(manifest: &Manifest, tensors: &HashMap<String, Tensor>) -> Result<V
     names.sort();
     let q: Vec<QTensor> = names
         .iter()
-        .map(|n| QTensor::quantize(&tensors[*n].to_dtype(candle_core::DType::F32)?, GgmlDType::F32))
+        .map(|n| {
+            QTensor::quantize(
+                &tensors[*n].to_dtype(candle_core::DType::F32)?,
+                GgmlDType::F32,
+            )
+        })
         .collect::<candle_core::Result<_>>()?;
-    let data: Vec<std::borrow::Cow<'_, [u8]>> =
-        q.iter().map(|t| t.data()).collect::<candle_core::Result<_>>()?;
+    let data: Vec<std::borrow::Cow<'_, [u8]>> = q
+        .iter()
+        .map(|t| t.data())
+        .collect::<candle_core::Result<_>>()?;
     let sum = checksum(
         &json,
         &names
@@ -67,7 +74,8 @@ pub fn write(manifest: &Manifest, tensors: &HashMap<String, Tensor>) -> Result<V
         (KEY_CHECKSUM, Value::U32(sum)),
     ];
     let meta: Vec<(&str, &Value)> = meta_values.iter().map(|(k, v)| (*k, v)).collect();
-    let tensor_refs: Vec<(&str, &QTensor)> = names.iter().map(|n| n.as_str()).zip(q.iter()).collect();
+    let tensor_refs: Vec<(&str, &QTensor)> =
+        names.iter().map(|n| n.as_str()).zip(q.iter()).collect();
     let mut out = Cursor::new(Vec::new());
     gguf_file::write(&mut out, &meta, &tensor_refs)?;
     Ok(out.into_inner())
@@ -126,8 +134,10 @@ impl Bundle {
                 .map_err(|e| bundle_err(format!("tensor {name}: {e}")))?;
             qs.push(q);
         }
-        let data: Vec<std::borrow::Cow<'_, [u8]>> =
-            qs.iter().map(|t| t.data()).collect::<candle_core::Result<_>>()?;
+        let data: Vec<std::borrow::Cow<'_, [u8]>> = qs
+            .iter()
+            .map(|t| t.data())
+            .collect::<candle_core::Result<_>>()?;
         let sum = checksum(
             &json,
             &names

@@ -179,11 +179,11 @@ mod tests {
         seq.extend([1, 1]);
         let mut seqs = vec![seq];
         for len in 3..=6 {
-            seqs.push(vec![1; len]);
+            seqs.push(vec![11; len]); // item 11: popularity 1+2+3+4 = 10
         }
-        let d = data(seqs, 10);
+        let d = data(seqs, 11);
         let g = Groups::compute(&d, GroupConfig::default(), 200).unwrap();
-        assert_eq!(g.item_cut, 8); // popularity values 0..=9: value at index 8
+        assert_eq!(g.item_cut, 8); // popularity values 0..=10: value at index floor(0.8·11) = 8
         assert_eq!(g.n_tail_items, 8);
         assert!(g.is_tail_item(1) && !g.is_tail_item(10));
         // Test-input lengths 46, 2, 3, 4, 5 → sorted [2,3,4,5,46]; index 4 → cut 46.

@@ -62,7 +62,6 @@ pub fn parse_item_text(text: &str, path: &str) -> Result<HashMap<String, ItemMet
 }
 
 /// Loads `dir/inter.txt` and, when present, `dir/item_text.tsv`.
-#[cfg(not(target_arch = "wasm32"))]
 pub fn load(dir: &Path) -> Result<RawData> {
     let read = |name: &str| -> Result<(Vec<u8>, String)> {
         let p = dir.join(name);

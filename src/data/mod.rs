@@ -20,7 +20,6 @@ use std::path::Path;
 
 /// Reads a dataset folder in either supported layout: RecBole atomic files (`<name>.inter`, optional
 /// `<name>.item`) or the LLM-ESR reference layout (`inter.txt`, optional `item_text.tsv`).
-#[cfg(not(target_arch = "wasm32"))]
 pub fn load_dir(dir: &Path) -> Result<RawData> {
     if dir.join("inter.txt").is_file() {
         return inter_txt::load(dir);

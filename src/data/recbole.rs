@@ -44,7 +44,10 @@ fn rows<'a>(
                 Err(parse_err(
                     path,
                     n,
-                    format!("expected {n_fields} tab-separated columns, found {}", cols.len()),
+                    format!(
+                        "expected {n_fields} tab-separated columns, found {}",
+                        cols.len()
+                    ),
                 ))
             } else {
                 Ok((n, cols))
@@ -73,7 +76,9 @@ pub fn parse_inter(text: &str, path: &str) -> Result<Vec<RawInteraction>> {
             .parse()
             .ok()
             .filter(|v: &f64| v.is_finite())
-            .ok_or_else(|| parse_err(path, n, format!("timestamp {:?} is not a number", cols[t])))?;
+            .ok_or_else(|| {
+                parse_err(path, n, format!("timestamp {:?} is not a number", cols[t]))
+            })?;
         if cols[u].is_empty() || cols[i].is_empty() {
             return Err(parse_err(path, n, "empty user or item id"));
         }
@@ -128,7 +133,6 @@ pub fn parse_item(text: &str, path: &str) -> Result<HashMap<String, ItemMeta>> {
 }
 
 /// Loads `<name>.inter` and, when present beside it, `<name>.item`.
-#[cfg(not(target_arch = "wasm32"))]
 pub fn load(inter_path: &Path) -> Result<RawData> {
     let p = inter_path.display().to_string();
     let bytes = std::fs::read(inter_path).map_err(|e| Error::io(inter_path, e))?;
@@ -186,10 +190,12 @@ mod tests {
 
     #[test]
     fn missing_header_field_and_empty_file_are_errors() {
-        assert!(parse_inter("user_id:token\titem_id:token\n1\t2\n", "h.inter")
-            .unwrap_err()
-            .to_string()
-            .contains("no timestamp field"));
+        assert!(
+            parse_inter("user_id:token\titem_id:token\n1\t2\n", "h.inter")
+                .unwrap_err()
+                .to_string()
+                .contains("no timestamp field")
+        );
         assert!(parse_inter("", "e.inter")
             .unwrap_err()
             .to_string()
@@ -212,6 +218,9 @@ mod tests {
         assert_eq!(items["267"].year, None);
         let ml1m = "item_id:token\tmovie_title:token\trelease_year:float\tgenre:token\r\nToy Story (1995)\tToy Story\t1995\tAnimation\r\n";
         let items = parse_item(ml1m, "j.item").unwrap();
-        assert_eq!(items["Toy Story (1995)"].display_title(), "Toy Story (1995)");
+        assert_eq!(
+            items["Toy Story (1995)"].display_title(),
+            "Toy Story (1995)"
+        );
     }
 }

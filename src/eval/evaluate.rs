@@ -38,7 +38,13 @@ pub trait Scorer {
 }
 
 /// Group names in report order.
-pub const GROUPS: [&str; 5] = ["overall", "tail_item", "head_item", "tail_user", "head_user"];
+pub const GROUPS: [&str; 5] = [
+    "overall",
+    "tail_item",
+    "head_item",
+    "tail_user",
+    "head_user",
+];
 
 /// Metrics per group for one protocol and stage.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,7 +66,10 @@ fn rank_of(scores: &[f32], target: u32, candidates: impl Iterator<Item = u32>) -
     if t.is_nan() {
         return usize::MAX / 2;
     }
-    candidates.filter(|&c| !(scores[c as usize] < t)).count()
+    // A NaN candidate also counts against the target.
+    candidates
+        .filter(|&c| scores[c as usize].partial_cmp(&t) != Some(std::cmp::Ordering::Less))
+        .count()
 }
 
 /// Evaluates `scorer` on every user at `stage`.
@@ -75,8 +84,10 @@ pub fn evaluate(
 ) -> Result<EvalReport> {
     let n_items = data.n_items() as u32;
     let mut rng = SmallRng::seed_from_u64(seed);
-    let mut acc: BTreeMap<String, Accum> =
-        GROUPS.iter().map(|g| (g.to_string(), Accum::default())).collect();
+    let mut acc: BTreeMap<String, Accum> = GROUPS
+        .iter()
+        .map(|g| (g.to_string(), Accum::default()))
+        .collect();
     for chunk in data.sequences.chunks(batch_size.max(1)) {
         let cases: Vec<(&[u32], u32)> = chunk.iter().map(|s| eval_case(s, stage)).collect();
         let inputs: Vec<&[u32]> = cases.iter().map(|c| c.0).collect();
@@ -90,7 +101,8 @@ pub fn evaluate(
                     (1..=n_items).filter(|c| c != target && !history.contains(c)),
                 ),
                 Protocol::Sampled(n) => {
-                    let available = n_items as usize - history.len() - usize::from(!history.contains(target));
+                    let available =
+                        n_items as usize - history.len() - usize::from(!history.contains(target));
                     let n = n.min(available);
                     let mut negs = HashSet::with_capacity(n);
                     while negs.len() < n {
@@ -104,8 +116,16 @@ pub fn evaluate(
                     rank_of(scores, *target, negs.into_iter())
                 }
             };
-            let item_group = if groups.is_tail_item(*target) { "tail_item" } else { "head_item" };
-            let user_group = if groups.is_tail_user(input.len()) { "tail_user" } else { "head_user" };
+            let item_group = if groups.is_tail_item(*target) {
+                "tail_item"
+            } else {
+                "head_item"
+            };
+            let user_group = if groups.is_tail_user(input.len()) {
+                "tail_user"
+            } else {
+                "head_user"
+            };
             for g in ["overall", item_group, user_group] {
                 acc.get_mut(g).expect("group names are fixed").add(rank);
             }
@@ -126,7 +146,10 @@ mod tests {
     struct ById(usize);
     impl Scorer for ById {
         fn score(&self, inputs: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
-            Ok(inputs.iter().map(|_| (0..=self.0).map(|i| i as f32).collect()).collect())
+            Ok(inputs
+                .iter()
+                .map(|_| (0..=self.0).map(|i| i as f32).collect())
+                .collect())
         }
     }
 
@@ -151,7 +174,10 @@ mod tests {
         assert_eq!(o.users, 2);
         assert!((o.mean("ndcg@5") - (1.0 + 1.0 / 4f64.log2()) / 2.0).abs() < 1e-12);
         assert!((o.mean("mrr") - (1.0 / 3.0 + 1.0) / 2.0).abs() < 1e-12);
-        let sizes: usize = ["tail_item", "head_item"].iter().map(|n| r.group(n).users).sum();
+        let sizes: usize = ["tail_item", "head_item"]
+            .iter()
+            .map(|n| r.group(n).users)
+            .sum();
         assert_eq!(sizes, 2);
     }
 

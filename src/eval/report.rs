@@ -53,7 +53,12 @@ pub fn rows(labels: &RunLabels, report: &EvalReport) -> Vec<QualityRow> {
 
 /// A fixed-width table: one row per group, one column per metric, the protocol in the title.
 pub fn table(title: &str, report: &EvalReport) -> String {
-    let metrics: Vec<String> = report.group("overall").means().into_iter().map(|m| m.0).collect();
+    let metrics: Vec<String> = report
+        .group("overall")
+        .means()
+        .into_iter()
+        .map(|m| m.0)
+        .collect();
     let mut s = format!("{title} — protocol: {}\n", report.protocol);
     s += &format!("{:<10} {:>6}", "group", "users");
     for m in &metrics {

@@ -80,9 +80,23 @@ mod tests {
         let q = x.narrow(1, 2, 1).unwrap();
         let a = mha.forward(&q, &x, Some(&bias), None).unwrap();
         // Change the hidden key: the result must not move.
-        let changed = Tensor::cat(&[(x.narrow(1, 0, 1).unwrap() * 5.0).unwrap(), x.narrow(1, 1, 2).unwrap()], 1).unwrap();
+        let changed = Tensor::cat(
+            &[
+                (x.narrow(1, 0, 1).unwrap() * 5.0).unwrap(),
+                x.narrow(1, 1, 2).unwrap(),
+            ],
+            1,
+        )
+        .unwrap();
         let b = mha.forward(&q, &changed, Some(&bias), None).unwrap();
-        let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let diff = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(diff < 1e-6, "{diff}");
         assert_eq!(mha.forward(&x, &x, None, None).unwrap().dims(), &[1, 3, 8]);
     }

@@ -73,8 +73,12 @@ mod tests {
 
     #[test]
     fn positions_count_from_the_oldest_item() {
-        let b = SeqBatch::new(&[vec![0, 0, 5, 6], vec![1, 2, 3, 4]], Mode::Faithful, &Device::Cpu)
-            .unwrap();
+        let b = SeqBatch::new(
+            &[vec![0, 0, 5, 6], vec![1, 2, 3, 4]],
+            Mode::Faithful,
+            &Device::Cpu,
+        )
+        .unwrap();
         let pos: Vec<Vec<u32>> = b.positions.to_vec2().unwrap();
         assert_eq!(pos, vec![vec![0, 0, 1, 2], vec![1, 2, 3, 4]]);
         assert!(b.attn_bias.is_none());
@@ -83,11 +87,25 @@ mod tests {
     #[test]
     fn corrected_mask_is_causal_and_hides_padding() {
         let b = SeqBatch::new(&[vec![0, 7, 8]], Mode::Corrected, &Device::Cpu).unwrap();
-        let m: Vec<Vec<f32>> = b.attn_bias.unwrap().squeeze(0).unwrap().squeeze(0).unwrap().to_vec2().unwrap();
+        let m: Vec<Vec<f32>> = b
+            .attn_bias
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .to_vec2()
+            .unwrap();
         let open = |v: f32| v == 0.0;
         // Query 2 (item 8) sees keys 1 and 2, not the pad at 0.
-        assert_eq!(m[2].iter().map(|&v| open(v)).collect::<Vec<_>>(), vec![false, true, true]);
+        assert_eq!(
+            m[2].iter().map(|&v| open(v)).collect::<Vec<_>>(),
+            vec![false, true, true]
+        );
         // Query 1 (item 7) cannot see the future key 2.
-        assert_eq!(m[1].iter().map(|&v| open(v)).collect::<Vec<_>>(), vec![false, true, false]);
+        assert_eq!(
+            m[1].iter().map(|&v| open(v)).collect::<Vec<_>>(),
+            vec![false, true, false]
+        );
     }
 }

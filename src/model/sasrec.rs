@@ -8,7 +8,10 @@ use super::batch::SeqBatch;
 use super::config::ModelConfig;
 use super::dropout::dropout;
 use candle_core::{Result, Tensor};
-use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, LayerNormConfig, Linear, Module, VarBuilder};
+use candle_nn::{
+    embedding, layer_norm, linear, Embedding, LayerNorm, LayerNormConfig, Linear, Module,
+    VarBuilder,
+};
 use rand::rngs::SmallRng;
 
 struct Block {
@@ -43,7 +46,10 @@ impl Block {
         mut rng: Option<&mut SmallRng>,
     ) -> Result<Tensor> {
         let q = self.ln_attn.forward(x)?;
-        let x = (&q + self.attn.forward(&q, x, batch.attn_bias.as_ref(), rng.as_deref_mut())?)?;
+        let x = (&q
+            + self
+                .attn
+                .forward(&q, x, batch.attn_bias.as_ref(), rng.as_deref_mut())?)?;
         let x = self.ln_ffn.forward(&x)?;
         let h = dropout(&self.ff1.forward(&x)?, self.dropout, rng.as_deref_mut())?.relu()?;
         let h = dropout(&self.ff2.forward(&h)?, self.dropout, rng)?;
@@ -62,7 +68,8 @@ pub struct SasRec {
 
 impl SasRec {
     pub fn new(cfg: &ModelConfig, vb: VarBuilder) -> Result<Self> {
-        cfg.validate().map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        cfg.validate()
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         let blocks = (0..cfg.n_layers)
             .map(|i| Block::new(cfg, vb.pp(format!("blocks.{i}"))))
             .collect::<Result<_>>()?;
@@ -92,8 +99,10 @@ impl SasRec {
     /// `batch` of `[B, L]` → `[B, L, d]`.
     pub fn forward(&self, batch: &SeqBatch, mut rng: Option<&mut SmallRng>) -> Result<Tensor> {
         let scale = (self.cfg.hidden as f64).sqrt();
-        let x = ((self.item_emb.forward(&batch.ids)? * scale)? + self.pos_emb.forward(&batch.positions)?)?;
-        let mut x = dropout(&x, self.cfg.dropout, rng.as_deref_mut())?.broadcast_mul(&batch.keep)?;
+        let x = ((self.item_emb.forward(&batch.ids)? * scale)?
+            + self.pos_emb.forward(&batch.positions)?)?;
+        let mut x =
+            dropout(&x, self.cfg.dropout, rng.as_deref_mut())?.broadcast_mul(&batch.keep)?;
         for block in &self.blocks {
             x = block.forward(&x, batch, rng.as_deref_mut())?;
         }
@@ -145,13 +154,23 @@ mod tests {
 
     fn last(m: &SasRec, seq: &[u32], len: usize, mode: Mode) -> Vec<f32> {
         let b = SeqBatch::new(&[pad_left(seq, len)], mode, &Device::Cpu).unwrap();
-        m.user_repr(&b, None).unwrap().squeeze(0).unwrap().to_vec1().unwrap()
+        m.user_repr(&b, None)
+            .unwrap()
+            .squeeze(0)
+            .unwrap()
+            .to_vec1()
+            .unwrap()
     }
 
     #[test]
     fn shapes() {
         let (_, m) = model(Mode::Corrected);
-        let b = SeqBatch::new(&[pad_left(&[1, 2], 8), pad_left(&[3], 8)], Mode::Corrected, &Device::Cpu).unwrap();
+        let b = SeqBatch::new(
+            &[pad_left(&[1, 2], 8), pad_left(&[3], 8)],
+            Mode::Corrected,
+            &Device::Cpu,
+        )
+        .unwrap();
         assert_eq!(m.forward(&b, None).unwrap().dims(), &[2, 8, 16]);
         let u = m.user_repr(&b, None).unwrap();
         assert_eq!(u.dims(), &[2, 16]);
@@ -163,11 +182,19 @@ mod tests {
         let (_, m) = model(Mode::Corrected);
         let a = last(&m, &[3, 4, 5], 4, Mode::Corrected);
         let b = last(&m, &[3, 4, 5], 8, Mode::Corrected);
-        let max = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        let max = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
         assert!(max < 1e-5, "{max}");
         let a = last(&m, &[3, 4, 5], 4, Mode::Faithful);
         let b = last(&m, &[3, 4, 5], 8, Mode::Faithful);
-        let max = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        let max = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
         assert!(max > 1e-4, "faithful mode lets padding keys in: {max}");
     }
 
@@ -177,12 +204,22 @@ mod tests {
         let (_, m) = model(Mode::Corrected);
         let h = |seq: &[u32]| {
             let b = SeqBatch::new(&[seq.to_vec()], Mode::Corrected, &Device::Cpu).unwrap();
-            let out: Vec<Vec<f32>> = m.forward(&b, None).unwrap().squeeze(0).unwrap().to_vec2().unwrap();
+            let out: Vec<Vec<f32>> = m
+                .forward(&b, None)
+                .unwrap()
+                .squeeze(0)
+                .unwrap()
+                .to_vec2()
+                .unwrap();
             out[2].clone()
         };
         let a = h(&[1, 2, 3, 4]);
         let b = h(&[1, 2, 3, 9]);
-        let max = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        let max = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
         assert!(max < 1e-6, "{max}");
     }
 
@@ -190,9 +227,32 @@ mod tests {
     fn seeded_init_reproduces() {
         let (v1, _) = model(Mode::Corrected);
         let (v2, _) = model(Mode::Corrected);
-        let a = v1.get((21, 16), "item_emb.weight", candle_nn::Init::Const(0.), DType::F32, &Device::Cpu).unwrap();
-        let b = v2.get((21, 16), "item_emb.weight", candle_nn::Init::Const(0.), DType::F32, &Device::Cpu).unwrap();
-        let d = (a - b).unwrap().abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+        let a = v1
+            .get(
+                (21, 16),
+                "item_emb.weight",
+                candle_nn::Init::Const(0.),
+                DType::F32,
+                &Device::Cpu,
+            )
+            .unwrap();
+        let b = v2
+            .get(
+                (21, 16),
+                "item_emb.weight",
+                candle_nn::Init::Const(0.),
+                DType::F32,
+                &Device::Cpu,
+            )
+            .unwrap();
+        let d = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert_eq!(d, 0.0);
     }
 }

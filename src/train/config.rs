@@ -56,9 +56,15 @@ mod tests {
 
     #[test]
     fn zero_epochs_and_bad_lr_are_refused() {
-        let mut c = TrainConfig { epochs: 0, ..TrainConfig::default() };
+        let mut c = TrainConfig {
+            epochs: 0,
+            ..TrainConfig::default()
+        };
         assert!(c.validate().unwrap_err().to_string().contains("epochs"));
-        c = TrainConfig { lr: f64::NAN, ..TrainConfig::default() };
+        c = TrainConfig {
+            lr: f64::NAN,
+            ..TrainConfig::default()
+        };
         assert!(c.validate().unwrap_err().to_string().contains("lr"));
         assert!(TrainConfig::default().validate().is_ok());
     }

@@ -41,7 +41,13 @@ impl RunRecord {
 
     pub fn manifest(&self) -> Manifest {
         Manifest {
-            name: format!("{} {:?} {}", self.dataset, self.model.backbone, self.model.mode.label()).to_lowercase(),
+            name: format!(
+                "{} {:?} {}",
+                self.dataset,
+                self.model.backbone,
+                self.model.mode.label()
+            )
+            .to_lowercase(),
             dataset: self.dataset.clone(),
             model: self.model.clone(),
             items: self.items.clone(),

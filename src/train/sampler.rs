@@ -21,7 +21,12 @@ pub fn trainable_users(data: &Dataset) -> Vec<usize> {
         .collect()
 }
 
-pub fn make_batch(data: &Dataset, users: &[usize], max_len: usize, rng: &mut SmallRng) -> TrainBatch {
+pub fn make_batch(
+    data: &Dataset,
+    users: &[usize],
+    max_len: usize,
+    rng: &mut SmallRng,
+) -> TrainBatch {
     let n_items = data.n_items() as u32;
     let mut out = TrainBatch {
         inputs: Vec::with_capacity(users.len()),
@@ -31,7 +36,8 @@ pub fn make_batch(data: &Dataset, users: &[usize], max_len: usize, rng: &mut Sma
     for &u in users {
         let train = train_part(&data.sequences[u]);
         let seen: HashSet<u32> = train.iter().copied().collect();
-        out.inputs.push(pad_left(&train[..train.len() - 1], max_len));
+        out.inputs
+            .push(pad_left(&train[..train.len() - 1], max_len));
         let targets = pad_left(&train[1..], max_len);
         for &t in &targets {
             out.positives.push(t);

@@ -44,7 +44,13 @@ fn softplus(x: &Tensor) -> candle_core::Result<Tensor> {
 }
 
 /// Mean BCE-with-logits of positives (label 1) and negatives (label 0) over positions with a target.
-fn bce_loss(model: &SasRec, hidden: &Tensor, pos: &Tensor, neg: &Tensor, mask: &Tensor) -> candle_core::Result<Tensor> {
+fn bce_loss(
+    model: &SasRec,
+    hidden: &Tensor,
+    pos: &Tensor,
+    neg: &Tensor,
+    mask: &Tensor,
+) -> candle_core::Result<Tensor> {
     let pos_logit = (hidden * model.embed_items(pos)?)?.sum(D::Minus1)?;
     let neg_logit = (hidden * model.embed_items(neg)?)?.sum(D::Minus1)?;
     let n = mask.sum_all()?;
@@ -73,8 +79,10 @@ pub fn save_checkpoint(weights: &HashMap<String, Tensor>, path: &Path) -> Result
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    candle_core::safetensors::save(weights, &tmp)
-        .map_err(|e| Error::Io { path: tmp.display().to_string(), source: std::io::Error::other(e.to_string()) })?;
+    candle_core::safetensors::save(weights, &tmp).map_err(|e| Error::Io {
+        path: tmp.display().to_string(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
     let f = std::fs::File::open(&tmp).map_err(|e| Error::io(&tmp, e))?;
     f.sync_all().map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| {
@@ -85,8 +93,10 @@ pub fn save_checkpoint(weights: &HashMap<String, Tensor>, path: &Path) -> Result
 
 /// Loads weights written by [`save_checkpoint`].
 pub fn load_checkpoint(path: &Path) -> Result<HashMap<String, Tensor>> {
-    candle_core::safetensors::load(path, &Device::Cpu)
-        .map_err(|e| Error::Io { path: path.display().to_string(), source: std::io::Error::other(e.to_string()) })
+    candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        source: std::io::Error::other(e.to_string()),
+    })
 }
 
 /// Trains a model and returns it with its best weights loaded. The best checkpoint is written to
@@ -110,11 +120,16 @@ pub fn train(
     }
     let mut users = trainable_users(data);
     if users.is_empty() {
-        return Err(Error::Dataset("no user has two or more training items".into()));
+        return Err(Error::Dataset(
+            "no user has two or more training items".into(),
+        ));
     }
     let device = Device::Cpu;
     let vars = VarMap::new();
-    let model = SasRec::new(model_cfg, VarBuilder::from_varmap(&vars, DType::F32, &device))?;
+    let model = SasRec::new(
+        model_cfg,
+        VarBuilder::from_varmap(&vars, DType::F32, &device),
+    )?;
     seeded_init(&vars, cfg.seed)?;
     let mut opt = AdamW::new(
         vars.all_vars(),
@@ -132,10 +147,16 @@ pub fn train(
     let n_batches = users.len().div_ceil(cfg.batch_size);
     for epoch in 1..=cfg.epochs {
         users.shuffle(&mut rng);
-        let bar = if progress { ProgressBar::new(n_batches as u64) } else { ProgressBar::hidden() };
+        let bar = if progress {
+            ProgressBar::new(n_batches as u64)
+        } else {
+            ProgressBar::hidden()
+        };
         bar.set_style(
-            ProgressStyle::with_template("epoch {prefix:>3} {bar:30} {pos}/{len} batches {msg} [{elapsed}<{eta}]")
-                .expect("static template"),
+            ProgressStyle::with_template(
+                "epoch {prefix:>3} {bar:30} {pos}/{len} batches {msg} [{elapsed}<{eta}]",
+            )
+            .expect("static template"),
         );
         bar.set_prefix(epoch.to_string());
         let start = Instant::now();
@@ -167,9 +188,22 @@ pub fn train(
         }
         let train_seconds = start.elapsed().as_secs_f64();
         bar.finish_and_clear();
-        let valid = evaluate(&model, data, groups, Stage::Valid, Protocol::Full, cfg.seed, cfg.eval_batch_size)?;
+        let valid = evaluate(
+            &model,
+            data,
+            groups,
+            Stage::Valid,
+            Protocol::Full,
+            cfg.seed,
+            cfg.eval_batch_size,
+        )?;
         let ndcg = valid.group("overall").mean("ndcg@10");
-        let log = EpochLog { epoch, loss: loss_sum / seen as f64, train_seconds, valid_ndcg10: ndcg };
+        let log = EpochLog {
+            epoch,
+            loss: loss_sum / seen as f64,
+            train_seconds,
+            valid_ndcg10: ndcg,
+        };
         let improved = best.as_ref().is_none_or(|b| ndcg > b.1);
         if progress {
             eprintln!(
@@ -194,6 +228,11 @@ pub fn train(
     Ok((
         model,
         weights,
-        TrainOutcome { best_epoch, best_valid_ndcg10, epochs: logs, seconds_per_epoch },
+        TrainOutcome {
+            best_epoch,
+            best_valid_ndcg10,
+            epochs: logs,
+            seconds_per_epoch,
+        },
     ))
 }

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds the wasm package into pkg/ and writes a self-contained static site:
+#   scripts/build-web.sh OUT_DIR BUNDLE.gguf [BUNDLE.gguf ...]
+# OUT_DIR gets the page (www/), the package (pkg/) and the bundles with a manifest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 2 ] || { echo "usage: $0 OUT_DIR BUNDLE..." >&2; exit 2; }
+out=$1; shift
+cargo build --profile release-lto --target wasm32-unknown-unknown --lib
+wasm-bindgen --target web --out-dir pkg target/wasm32-unknown-unknown/release-lto/llm_esr.wasm
+rm -rf "$out.partial"
+mkdir -p "$out.partial/bundles"
+cp www/index.html www/app.js www/style.css www/favicon.svg "$out.partial/"
+mkdir -p "$out.partial/pkg"
+cp pkg/llm_esr.js pkg/llm_esr_bg.wasm pkg/llm_esr.d.ts "$out.partial/pkg/"
+entries=()
+for b in "$@"; do
+  name=$(basename "$b")
+  cp "$b" "$out.partial/bundles/$name"
+  entries+=("{\"name\": \"${name%.gguf}\", \"file\": \"$name\", \"bytes\": $(stat -c %s "$b")}")
+done
+(IFS=,; echo "{\"bundles\": [${entries[*]}]}") > "$out.partial/bundles/manifest.json"
+rm -rf "$out" && mv "$out.partial" "$out"
+echo "site: $out ($(du -sh "$out" | cut -f1); wasm $(stat -c %s "$out/pkg/llm_esr_bg.wasm") bytes)"

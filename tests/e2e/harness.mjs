@@ -1,0 +1,59 @@
+// Shared pieces of the browser tests: a loopback static server that records every request, and
+// Debian's Chromium driven by playwright-core.
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const SITE = path.resolve(ROOT, process.env.LLMESR_SITE ?? 'target/e2e/site');
+export const BIN = path.resolve(ROOT, process.env.LLMESR_BIN ?? 'target/release/llmesr');
+
+const TYPES = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.mjs': 'text/javascript',
+  '.css': 'text/css', '.json': 'application/json', '.wasm': 'application/wasm',
+  '.gguf': 'application/octet-stream', '.png': 'image/png', '.svg': 'image/svg+xml',
+};
+
+/** Serves `dir` on 127.0.0.1 at a free port; `extra` maps URL paths to [type, body]. */
+export async function serve(dir, extra = {}) {
+  const requests = [];
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://x');
+    requests.push(url.pathname);
+    if (extra[url.pathname]) {
+      const [type, body] = extra[url.pathname];
+      res.writeHead(200, { 'content-type': type });
+      res.end(body);
+      return;
+    }
+    const file = path.join(dir, decodeURIComponent(url.pathname));
+    const target = file.endsWith('/') ? path.join(file, 'index.html') : file;
+    if (!target.startsWith(dir) || !fs.existsSync(target) || fs.statSync(target).isDirectory()) {
+      res.writeHead(404);
+      res.end('not found');
+      return;
+    }
+    res.writeHead(200, { 'content-type': TYPES[path.extname(target)] ?? 'application/octet-stream' });
+    fs.createReadStream(target).pipe(res);
+  });
+  await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
+  const base = `http://127.0.0.1:${server.address().port}`;
+  return { base, requests, close: () => new Promise((ok) => server.close(ok)) };
+}
+
+export async function launch() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+/** The single bundle the site was built with, from its manifest. */
+export function siteBundle() {
+  const manifest = JSON.parse(fs.readFileSync(path.join(SITE, 'bundles/manifest.json'), 'utf8'));
+  return path.join(SITE, 'bundles', manifest.bundles[0].file);
+}
