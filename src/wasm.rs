@@ -2,12 +2,24 @@
 
 use crate::recommend;
 use serde::Serialize;
+use std::cell::Cell;
 use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
 /// An on-device recommender built from bundle bytes.
 #[wasm_bindgen]
 pub struct Recommender {
     inner: recommend::Recommender,
+    last_latency_ms: Cell<f64>,
+}
+
+/// Milliseconds from the page's or worker's high-resolution clock (NaN where there is none).
+fn now_ms() -> f64 {
+    js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("performance"))
+        .ok()
+        .filter(|p| !p.is_undefined())
+        .map(|p| p.unchecked_into::<web_sys::Performance>().now())
+        .unwrap_or(f64::NAN)
 }
 
 #[derive(Serialize)]
@@ -48,7 +60,10 @@ impl Recommender {
     pub fn new(bytes: &[u8]) -> Result<Recommender, JsError> {
         let inner = recommend::Recommender::from_bytes(bytes).map_err(js_err)?;
         gloo::console::debug!(format!("llm-esr: loaded {} items", inner.n_items()));
-        Ok(Recommender { inner })
+        Ok(Recommender {
+            inner,
+            last_latency_ms: Cell::new(f64::NAN),
+        })
     }
 
     /// The top `k` items for `session` (an array of item ids, oldest first), as
@@ -60,12 +75,21 @@ impl Recommender {
         k: usize,
         #[wasm_bindgen(js_name = includeSession)] include_session: Option<bool>,
     ) -> Result<JsValue, JsError> {
+        let start = now_ms();
         let session = session_from_js(session)?;
         let recs = self
             .inner
             .recommend(&session, k, !include_session.unwrap_or(false))
             .map_err(js_err)?;
-        Ok(serde_wasm_bindgen::to_value(&recs)?)
+        let out = serde_wasm_bindgen::to_value(&recs)?;
+        self.last_latency_ms.set(now_ms() - start);
+        Ok(out)
+    }
+
+    /// Wall time of the last successful `recommend` call in milliseconds, conversion to JS included.
+    #[wasm_bindgen(getter, js_name = lastLatencyMs)]
+    pub fn last_latency_ms(&self) -> f64 {
+        self.last_latency_ms.get()
     }
 
     /// One catalogue entry: `{id, key, title, popularity, tail}`.

@@ -216,3 +216,43 @@ fn bundle_corruption_and_bad_requests_are_clear_errors() {
     let long: Vec<u32> = (0..500).map(|i| i % n + 1).collect();
     assert_eq!(rec.recommend(&long, 3, false).unwrap().len(), 3);
 }
+
+#[test]
+fn same_seed_same_weights() {
+    let dir = synthetic_dir();
+    let raw = data::load_dir(dir.path()).unwrap();
+    let dataset = Dataset::from_raw(&raw, &FilterOptions::default()).unwrap();
+    let groups = Groups::compute(&dataset, GroupConfig::default(), 20).unwrap();
+    let model_cfg = small_config(dataset.n_items(), Mode::Corrected);
+    let run = |seed: u64| {
+        let cfg = TrainConfig {
+            epochs: 2,
+            batch_size: 64,
+            seed,
+            ..TrainConfig::default()
+        };
+        let (_, w, o) = train(
+            &dataset,
+            &groups,
+            &model_cfg,
+            &cfg,
+            &dir.path().join(format!("s{seed}.st")),
+            false,
+        )
+        .unwrap();
+        (
+            w["item_emb.weight"]
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap(),
+            o.epochs[0].loss,
+        )
+    };
+    let (a, la) = run(9);
+    let (b, lb) = run(9);
+    let (c, _) = run(10);
+    assert_eq!(la, lb);
+    assert_eq!(a, b, "same seed, same weights");
+    assert_ne!(a, c, "another seed, other weights");
+}

@@ -57,7 +57,6 @@ function renderRecs() {
     list.append(el('li', 'Add a movie to get recommendations.', 'hint'));
     return;
   }
-  const t0 = performance.now();
   let recs;
   try {
     recs = rec.recommend(session, 10);
@@ -66,7 +65,7 @@ function renderRecs() {
     status.className = 'error';
     return;
   }
-  const ms = performance.now() - t0;
+  const ms = rec.lastLatencyMs;
   for (const r of recs) {
     const li = el('li');
     li.dataset.id = r.id;
