@@ -142,6 +142,9 @@ struct TrainArgs {
     /// Hide the progress bar and per-epoch lines.
     #[arg(long)]
     quiet: bool,
+    /// Continue from OUT/resume.safetensors (written after every epoch) instead of starting over.
+    #[arg(long)]
+    resume: bool,
 }
 
 #[derive(Args)]
@@ -262,14 +265,10 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     };
     model.validate()?;
     cfg.validate()?;
-    let (net, _, outcome) = train(
-        &dataset,
-        &groups,
-        &model,
-        &cfg,
-        &a.out.join(CHECKPOINT_FILE),
-        !a.quiet,
-    )?;
+    let (net, _, outcome) = train(&dataset, &groups, &model, &cfg, &a.out, !a.quiet, a.resume)?;
+    if let Some(e) = outcome.resumed_after {
+        eprintln!("resumed after epoch {e}");
+    }
     eprintln!(
         "best epoch {} (valid NDCG@10 full {:.4}); {:.1} s per training epoch",
         outcome.best_epoch, outcome.best_valid_ndcg10, outcome.seconds_per_epoch

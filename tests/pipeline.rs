@@ -63,9 +63,10 @@ fn trains_beats_popularity_exports_and_reloads() {
         seed: 1,
         eval_batch_size: 64,
     };
-    let ckpt = dir.path().join("run/checkpoint.safetensors");
+    let run_dir = dir.path().join("run");
+    let ckpt = run_dir.join("checkpoint.safetensors");
     let (model, weights, outcome) =
-        train(&dataset, &groups, &model_cfg, &cfg, &ckpt, false).unwrap();
+        train(&dataset, &groups, &model_cfg, &cfg, &run_dir, false, false).unwrap();
     assert!(ckpt.is_file(), "best checkpoint written");
 
     let ndcg = |s: &dyn Scorer| {
@@ -133,7 +134,8 @@ fn bundle_corruption_and_bad_requests_are_clear_errors() {
         &groups,
         &model_cfg,
         &cfg,
-        &dir.path().join("c.safetensors"),
+        &dir.path().join("c"),
+        false,
         false,
     )
     .unwrap();
@@ -236,7 +238,8 @@ fn same_seed_same_weights() {
             &groups,
             &model_cfg,
             &cfg,
-            &dir.path().join(format!("s{seed}.st")),
+            &dir.path().join(format!("s{seed}")),
+            false,
             false,
         )
         .unwrap();

@@ -48,8 +48,15 @@ pub fn write(manifest: &Manifest, tensors: &HashMap<String, Tensor>) -> Result<V
     let q: Vec<QTensor> = names
         .iter()
         .map(|n| {
+            // QTensor::quantize reads the raw storage and ignores the layout, so a view (narrowed,
+            // transposed, offset) must first become a fresh tensor of its own.
+            let t = &tensors[*n];
+            let dense = t
+                .to_dtype(candle_core::DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
             QTensor::quantize(
-                &tensors[*n].to_dtype(candle_core::DType::F32)?,
+                &Tensor::from_vec(dense, t.shape(), t.device())?,
                 GgmlDType::F32,
             )
         })

@@ -1,5 +1,6 @@
 //! Native training: configuration, batch sampling, the epoch loop with early stopping, checkpoints.
 
+pub mod adam;
 pub mod config;
 pub mod run;
 pub mod sampler;

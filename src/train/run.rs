@@ -13,6 +13,7 @@ use std::path::Path;
 
 pub const RUN_FILE: &str = "run.json";
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+pub const RESUME_FILE: &str = "resume.safetensors";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
