@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/fetch-data.sh
 cargo build --release --bin llmesr
-bin=./target/release/llmesr
+bin=${LLMESR_BIN:-./target/release/llmesr}
 report=${REPORT:-reports/quality.json}
 mkdir -p reports artifacts/quality
 for ds in ml-100k ml-1m; do

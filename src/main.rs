@@ -61,6 +61,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a bundle of an untrained model over a synthetic catalogue (for fuzzing seeds and
+    /// catalogue-size studies; its recommendations mean nothing).
+    Synthetic {
+        #[arg(long)]
+        items: usize,
+        #[arg(long, default_value_t = 200)]
+        max_len: usize,
+        #[arg(long, default_value_t = 64)]
+        hidden: usize,
+        #[arg(long, default_value_t = 1)]
+        heads: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// List a bundle's items, optionally those whose title contains a text.
     Items {
         #[arg(long)]
@@ -391,6 +407,25 @@ fn main() -> Result<()> {
             include_session,
             json,
         } => cmd_recommend(&bundle, &session, k, include_session, json),
+        Command::Synthetic {
+            items,
+            max_len,
+            hidden,
+            heads,
+            seed,
+            out,
+        } => {
+            let mut cfg = ModelConfig::sasrec(items);
+            cfg.max_len = max_len;
+            cfg.hidden = hidden;
+            cfg.n_heads = heads;
+            cfg.validate()?;
+            let weights = llm_esr::model::init::random_weights(&cfg, seed)?;
+            let bytes = bundle::write(&bundle::Manifest::synthetic("synthetic", &cfg), &weights)?;
+            llm_esr::fsio::write_atomic(&out, &bytes)?;
+            eprintln!("wrote {} ({} bytes)", out.display(), bytes.len());
+            Ok(())
+        }
         Command::Items { bundle, search } => cmd_items(&bundle, search.as_deref()),
     }
 }

@@ -2,11 +2,10 @@
 //! as long as asked where the catalogue allows, free of session items when excluded, and — in
 //! corrected mode — independent of how much padding a session needs.
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
-use llm_esr::bundle::{self, ItemEntry, Manifest};
-use llm_esr::model::init::seeded_init;
-use llm_esr::model::{Mode, ModelConfig, SasRec};
+use candle_core::Tensor;
+use llm_esr::bundle::{self, Manifest};
+use llm_esr::model::init::random_weights;
+use llm_esr::model::{Mode, ModelConfig};
 use llm_esr::recommend::Recommender;
 use proptest::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -14,34 +13,8 @@ use std::sync::OnceLock;
 
 const N: usize = 40;
 
-fn weights(cfg: &ModelConfig) -> HashMap<String, Tensor> {
-    let vars = VarMap::new();
-    SasRec::new(
-        cfg,
-        VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu),
-    )
-    .unwrap();
-    seeded_init(&vars, 11).unwrap();
-    let data = vars.data().lock().unwrap();
-    data.iter()
-        .map(|(k, v)| (k.clone(), v.as_tensor().copy().unwrap()))
-        .collect()
-}
-
 fn recommender(cfg: &ModelConfig, w: &HashMap<String, Tensor>) -> Recommender {
-    let manifest = Manifest {
-        name: "prop".into(),
-        dataset: "prop".into(),
-        model: cfg.clone(),
-        items: (1..=cfg.n_items)
-            .map(|i| ItemEntry {
-                key: format!("k{i}"),
-                title: format!("t{i}"),
-                popularity: i as u32,
-            })
-            .collect(),
-        item_tail_cut: 10,
-    };
+    let manifest = Manifest::synthetic("prop", cfg);
     Recommender::from_bytes(&bundle::write(&manifest, w).unwrap()).unwrap()
 }
 
@@ -59,7 +32,7 @@ fn pair() -> &'static (Recommender, Recommender) {
     static P: OnceLock<(Recommender, Recommender)> = OnceLock::new();
     P.get_or_init(|| {
         let long = config(30);
-        let w = weights(&long);
+        let w = random_weights(&long, 11).unwrap();
         let short = config(12);
         let mut ws = w.clone();
         ws.insert(

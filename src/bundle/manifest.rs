@@ -27,6 +27,24 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// A catalogue of `cfg.n_items` placeholder items (`item 1`, …) with popularity equal to the id,
+    /// for bundles built from synthetic weights.
+    pub fn synthetic(name: &str, model: &ModelConfig) -> Self {
+        Manifest {
+            name: name.to_string(),
+            dataset: "synthetic".to_string(),
+            model: model.clone(),
+            items: (1..=model.n_items)
+                .map(|i| ItemEntry {
+                    key: i.to_string(),
+                    title: format!("item {i}"),
+                    popularity: i as u32,
+                })
+                .collect(),
+            item_tail_cut: (model.n_items as f64 * 0.8) as u32,
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
         self.model
             .validate()

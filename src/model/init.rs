@@ -34,3 +34,23 @@ pub fn seeded_init(vars: &VarMap, seed: u64) -> Result<()> {
     }
     Ok(())
 }
+
+/// Freshly initialised weights for `cfg` as named tensors: what an untrained model exports. Used for
+/// synthetic bundles (fuzzing seeds, property tests, catalogue-size studies).
+pub fn random_weights(
+    cfg: &super::ModelConfig,
+    seed: u64,
+) -> Result<std::collections::HashMap<String, Tensor>> {
+    let vars = VarMap::new();
+    let vb = candle_nn::VarBuilder::from_varmap(
+        &vars,
+        candle_core::DType::F32,
+        &candle_core::Device::Cpu,
+    );
+    super::SasRec::new(cfg, vb)?;
+    seeded_init(&vars, seed)?;
+    let data = vars.data().lock().expect("var map lock poisoned");
+    data.iter()
+        .map(|(k, v)| Ok((k.clone(), v.as_tensor().copy()?)))
+        .collect()
+}
