@@ -77,6 +77,11 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Print the rows of a quality report (reports/quality.json) as Markdown tables.
+    Report {
+        #[arg(long, default_value = "reports/quality.json")]
+        input: PathBuf,
+    },
     /// List a bundle's items, optionally those whose title contains a text.
     Items {
         #[arg(long)]
@@ -424,6 +429,13 @@ fn main() -> Result<()> {
             let bytes = bundle::write(&bundle::Manifest::synthetic("synthetic", &cfg), &weights)?;
             llm_esr::fsio::write_atomic(&out, &bytes)?;
             eprintln!("wrote {} ({} bytes)", out.display(), bytes.len());
+            Ok(())
+        }
+        Command::Report { input } => {
+            let rows: Vec<report::QualityRow> =
+                serde_json::from_slice(&llm_esr::fsio::read(&input)?)
+                    .with_context(|| format!("{} is not a quality report", input.display()))?;
+            print!("{}", report::markdown(&rows));
             Ok(())
         }
         Command::Items { bundle, search } => cmd_items(&bundle, search.as_deref()),

@@ -104,6 +104,15 @@ impl Bundle {
                 "not a bundle: the file does not start with the GGUF magic (wrong file, or an HTML error page?)",
             ));
         }
+        // candle's reader divides by `general.alignment`, so a zero there would panic; llmesr never
+        // writes the key (it uses the default 32), so any file that has it is refused up front.
+        let mut key = 17u64.to_le_bytes().to_vec();
+        key.extend_from_slice(b"general.alignment");
+        if bytes.windows(key.len()).any(|w| w == key.as_slice()) {
+            return Err(bundle_err(
+                "sets general.alignment, which llm-esr bundles never do",
+            ));
+        }
         let mut cur = Cursor::new(bytes);
         let content = gguf_file::Content::read(&mut cur)
             .map_err(|e| bundle_err(format!("corrupt or truncated GGUF header: {e}")))?;
@@ -132,6 +141,28 @@ impl Bundle {
             Some(Value::U32(v)) => *v,
             _ => return Err(bundle_err(format!("missing {KEY_CHECKSUM}"))),
         };
+        for (name, info) in &content.tensor_infos {
+            // Checked before any tensor is read: an element count that overflows or exceeds the
+            // file can neither allocate nor wrap around.
+            let elems = info
+                .shape
+                .dims()
+                .iter()
+                .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+                .filter(|&n| n <= bytes.len() / 4)
+                .ok_or_else(|| {
+                    bundle_err(format!(
+                        "tensor {name} declares shape {:?}, larger than the file",
+                        info.shape.dims()
+                    ))
+                })?;
+            if info.ggml_dtype != GgmlDType::F32 || elems == 0 {
+                return Err(bundle_err(format!(
+                    "tensor {name} has type {:?} and {elems} elements; format {FORMAT_VERSION} stores non-empty f32 tensors",
+                    info.ggml_dtype
+                )));
+            }
+        }
         let mut names: Vec<&String> = content.tensor_infos.keys().collect();
         names.sort();
         let mut qs = Vec::with_capacity(names.len());
@@ -166,5 +197,69 @@ impl Bundle {
             tensors.insert(name.clone(), q.dequantize(&Device::Cpu)?);
         }
         Ok(Bundle { manifest, tensors })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::init::random_weights;
+    use crate::model::ModelConfig;
+
+    fn tiny() -> (Manifest, HashMap<String, Tensor>) {
+        let mut cfg = ModelConfig::sasrec(6);
+        cfg.max_len = 4;
+        cfg.hidden = 8;
+        (Manifest::synthetic("t", &cfg), random_weights(&cfg, 0).unwrap())
+    }
+
+    fn err(bytes: &[u8]) -> String {
+        Bundle::from_bytes(bytes).err().expect("must fail").to_string()
+    }
+
+    #[test]
+    fn round_trip() {
+        let (m, w) = tiny();
+        let b = Bundle::from_bytes(&write(&m, &w).unwrap()).unwrap();
+        assert_eq!(b.manifest, m);
+        assert_eq!(b.tensors.len(), w.len());
+    }
+
+    #[test]
+    fn zero_alignment_is_refused_not_a_panic() {
+        let (m, w) = tiny();
+        let json = serde_json::to_string(&m).unwrap();
+        let vals = [
+            ("general.alignment", Value::U32(0)),
+            ("general.architecture", Value::String(ARCHITECTURE.into())),
+            (KEY_VERSION, Value::U32(FORMAT_VERSION)),
+            (KEY_MANIFEST, Value::String(json)),
+        ];
+        let meta: Vec<(&str, &Value)> = vals.iter().map(|(k, v)| (*k, v)).collect();
+        let q = QTensor::quantize(&w["ln_last.weight"], GgmlDType::F32).unwrap();
+        let mut out = Cursor::new(Vec::new());
+        gguf_file::write(&mut out, &meta, &[("ln_last.weight", &q)]).unwrap();
+        assert!(err(&out.into_inner()).contains("general.alignment"));
+    }
+
+    #[test]
+    fn oversized_declared_shape_is_refused_before_reading() {
+        let (m, w) = tiny();
+        let mut bytes = write(&m, &w).unwrap();
+        // The tensor info of ln_last.weight: name, n_dims (u32), then its one dim (u64).
+        let name = b"ln_last.weight";
+        let at = bytes.windows(name.len()).position(|x| x == name).unwrap() + name.len() + 4;
+        bytes[at..at + 8].copy_from_slice(&(u64::MAX / 3).to_le_bytes());
+        assert!(err(&bytes).contains("larger than the file"), "{}", err(&bytes));
+    }
+
+    #[test]
+    fn other_format_version_says_which() {
+        let (m, w) = tiny();
+        let mut bytes = write(&m, &w).unwrap();
+        let key = KEY_VERSION.as_bytes();
+        let at = bytes.windows(key.len()).position(|x| x == key).unwrap() + key.len() + 4;
+        bytes[at..at + 4].copy_from_slice(&7u32.to_le_bytes());
+        assert!(err(&bytes).contains("format version 7"), "{}", err(&bytes));
     }
 }

@@ -93,3 +93,61 @@ pub fn append(path: &std::path::Path, new_rows: &[QualityRow]) -> crate::Result<
     let json = serde_json::to_vec_pretty(&all).map_err(|e| crate::Error::Config(e.to_string()))?;
     crate::fsio::write_atomic(path, &json)
 }
+
+/// Markdown tables of Hit@10 / NDCG@10 per group, one table per (dataset, protocol), one line per
+/// (backbone, variant, mode); several seeds become `mean ± std (n)`.
+pub fn markdown(rows: &[QualityRow]) -> String {
+    use std::collections::BTreeMap;
+    type Key = (String, String, String, String); // backbone, variant, mode, group·metric
+    let mut tables: BTreeMap<(String, String), BTreeMap<Key, Vec<f64>>> = BTreeMap::new();
+    for r in rows {
+        tables
+            .entry((r.dataset.clone(), r.protocol.clone()))
+            .or_default()
+            .entry((
+                r.backbone.clone(),
+                r.variant.clone(),
+                r.mode.clone(),
+                format!("{}·{}", r.group, r.metric),
+            ))
+            .or_default()
+            .push(r.value);
+    }
+    let cell = |v: Option<&Vec<f64>>| match v {
+        None => "–".to_string(),
+        Some(v) if v.len() == 1 => format!("{:.4}", v[0]),
+        Some(v) => {
+            let n = v.len() as f64;
+            let mean = v.iter().sum::<f64>() / n;
+            let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+            format!("{mean:.4} ± {sd:.4} ({})", v.len())
+        }
+    };
+    let mut out = String::new();
+    for ((dataset, protocol), cells) in &tables {
+        out += &format!("\n**{dataset}, protocol {protocol}** (Hit@10 / NDCG@10)\n\n");
+        out += "| model | variant | mode |";
+        for g in GROUPS {
+            out += &format!(" {g} H@10 | {g} N@10 |");
+        }
+        out += "\n|---|---|---|";
+        out += &"---|---|".repeat(GROUPS.len());
+        out.push('\n');
+        let mut models: Vec<(String, String, String)> = cells
+            .keys()
+            .map(|k| (k.0.clone(), k.1.clone(), k.2.clone()))
+            .collect();
+        models.dedup();
+        for (b, v, m) in models {
+            out += &format!("| {b} | {v} | {m} |");
+            for g in GROUPS {
+                for metric in ["hit@10", "ndcg@10"] {
+                    let key = (b.clone(), v.clone(), m.clone(), format!("{g}·{metric}"));
+                    out += &format!(" {} |", cell(cells.get(&key)));
+                }
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
