@@ -11,12 +11,9 @@ pub enum Error {
         msg: String,
     },
     /// A file that cannot be read or written.
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The message already carries the OS error, so it is not chained again as a source.
+    #[error("{path}: {err}")]
+    Io { path: String, err: std::io::Error },
     /// A dataset that is unusable as a whole (empty after filtering, missing files, …).
     #[error("dataset: {0}")]
     Dataset(String),
@@ -38,7 +35,7 @@ impl Error {
     pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.as_ref().display().to_string(),
-            source,
+            err: source,
         }
     }
 }

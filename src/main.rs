@@ -182,6 +182,23 @@ impl DataArgs {
         }
     }
 
+    fn group_config(&self) -> GroupConfig {
+        GroupConfig {
+            user: self.ts_user.map_or(
+                Threshold::TailShare(self.tail_user_share),
+                Threshold::Absolute,
+            ),
+            item: self.ts_item.map_or(
+                Threshold::TailShare(self.tail_item_share),
+                Threshold::Absolute,
+            ),
+            popularity: match self.mode() {
+                Mode::Corrected => PopularityScope::Train,
+                Mode::Faithful => PopularityScope::AllDistinctUsers,
+            },
+        }
+    }
+
     fn load(&self) -> Result<(Dataset, Groups)> {
         let kind = match self.filter.as_str() {
             "single" => FilterKind::Single,
@@ -195,21 +212,7 @@ impl DataArgs {
             min_item: self.min_item,
         };
         let dataset = Dataset::from_raw(&raw, &filter)?;
-        let config = GroupConfig {
-            user: self.ts_user.map_or(
-                Threshold::TailShare(self.tail_user_share),
-                Threshold::Absolute,
-            ),
-            item: self.ts_item.map_or(
-                Threshold::TailShare(self.tail_item_share),
-                Threshold::Absolute,
-            ),
-            popularity: match self.mode() {
-                Mode::Corrected => PopularityScope::Train,
-                Mode::Faithful => PopularityScope::AllDistinctUsers,
-            },
-        };
-        let groups = Groups::compute(&dataset, config, self.max_len)?;
+        let groups = Groups::compute(&dataset, self.group_config(), self.max_len)?;
         eprintln!(
             "{}: {} users, {} items, {} interactions; tail items {} (popularity < {}), tail users {} (test input length < {})",
             dataset.name,
@@ -268,8 +271,8 @@ fn publish(args: &DataArgs, labels: &RunLabels, reports: &[EvalReport], title: &
 }
 
 fn cmd_train(a: TrainArgs) -> Result<()> {
-    let (dataset, groups) = a.data.load()?;
-    let mut model = ModelConfig::sasrec(dataset.n_items());
+    // Every setting is checked before the data is read, so a typo costs nothing.
+    let mut model = ModelConfig::sasrec(1);
     model.mode = a.data.mode();
     model.max_len = a.data.max_len;
     model.hidden = a.hidden;
@@ -286,6 +289,9 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     };
     model.validate()?;
     cfg.validate()?;
+    a.data.group_config().validate()?;
+    let (dataset, groups) = a.data.load()?;
+    model.n_items = dataset.n_items();
     let (net, _, outcome) = train(&dataset, &groups, &model, &cfg, &a.out, !a.quiet, a.resume)?;
     if let Some(e) = outcome.resumed_after {
         eprintln!("resumed after epoch {e}");
@@ -400,8 +406,19 @@ fn cmd_items(bundle: &Path, search: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
+fn main() -> std::process::ExitCode {
+    // Printed by hand so a user sees the cause chain, not a backtrace, whatever RUST_BACKTRACE says.
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
         Command::Train(a) => cmd_train(a),
         Command::Baseline(a) => cmd_baseline(a),
         Command::Export { run, out } => cmd_export(&run, &out),

@@ -210,11 +210,17 @@ mod tests {
         let mut cfg = ModelConfig::sasrec(6);
         cfg.max_len = 4;
         cfg.hidden = 8;
-        (Manifest::synthetic("t", &cfg), random_weights(&cfg, 0).unwrap())
+        (
+            Manifest::synthetic("t", &cfg),
+            random_weights(&cfg, 0).unwrap(),
+        )
     }
 
     fn err(bytes: &[u8]) -> String {
-        Bundle::from_bytes(bytes).err().expect("must fail").to_string()
+        Bundle::from_bytes(bytes)
+            .err()
+            .expect("must fail")
+            .to_string()
     }
 
     #[test]
@@ -250,7 +256,11 @@ mod tests {
         let name = b"ln_last.weight";
         let at = bytes.windows(name.len()).position(|x| x == name).unwrap() + name.len() + 4;
         bytes[at..at + 8].copy_from_slice(&(u64::MAX / 3).to_le_bytes());
-        assert!(err(&bytes).contains("larger than the file"), "{}", err(&bytes));
+        assert!(
+            err(&bytes).contains("larger than the file"),
+            "{}",
+            err(&bytes)
+        );
     }
 
     #[test]

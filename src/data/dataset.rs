@@ -152,6 +152,16 @@ mod tests {
     }
 
     #[test]
+    fn duplicate_interactions_are_kept_as_in_the_reference() {
+        let d = Dataset::from_raw(
+            &raw(&[("u", "a", 1.0), ("u", "a", 2.0), ("u", "b", 3.0)]),
+            &NONE,
+        )
+        .unwrap();
+        assert_eq!(d.sequences, vec![vec![1, 1, 2]]);
+    }
+
+    #[test]
     fn short_users_are_dropped_and_empty_result_is_refused() {
         let d = Dataset::from_raw(&raw(&[("u", "a", 1.0), ("u", "b", 2.0)]), &NONE);
         let err = d.unwrap_err().to_string();

@@ -82,28 +82,22 @@ fn restore(vars: &VarMap, weights: &HashMap<String, Tensor>) -> candle_core::Res
     Ok(())
 }
 
-/// Saves weights as safetensors through a temporary file and a rename.
+/// Saves weights as safetensors, atomically (see [`crate::fsio::write_atomic`]).
 pub fn save_checkpoint(weights: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    candle_core::safetensors::save(weights, &tmp).map_err(|e| Error::Io {
-        path: tmp.display().to_string(),
-        source: std::io::Error::other(e.to_string()),
+    let mut named: Vec<(&String, &Tensor)> = weights.iter().collect();
+    named.sort_by(|a, b| a.0.cmp(b.0));
+    let bytes = safetensors::serialize(named, None).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        err: std::io::Error::other(e.to_string()),
     })?;
-    let f = std::fs::File::open(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    crate::fsio::write_atomic(path, &bytes)
 }
 
 /// Loads weights written by [`save_checkpoint`].
 pub fn load_checkpoint(path: &Path) -> Result<HashMap<String, Tensor>> {
     candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| Error::Io {
         path: path.display().to_string(),
-        source: std::io::Error::other(e.to_string()),
+        err: std::io::Error::other(e.to_string()),
     })
 }
 

@@ -1,0 +1,133 @@
+//! The command line refuses bad settings before touching data and names bad data precisely.
+
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_llmesr");
+
+fn fails_with(args: &[&str], needle: &str) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(err.contains(needle), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bad_settings_are_refused_before_the_data_is_read() {
+    // The data folder does not exist: a config error proves nothing was read first.
+    let base = [
+        "train",
+        "--data",
+        "/nonexistent/data",
+        "--out",
+        "/nonexistent/out",
+    ];
+    for (flag, value, needle) in [
+        ("--epochs", "0", "epochs must be at least 1"),
+        ("--max-len", "0", "max_len must be in"),
+        ("--dropout", "1.5", "dropout must be in [0, 1)"),
+        ("--batch-size", "0", "batch sizes must be at least 1"),
+        ("--heads", "3", "multiple of heads"),
+        ("--patience", "0", "patience must be at least 1"),
+        ("--tail-item-share", "0", "item tail share"),
+        ("--filter", "sometimes", "--filter must be single or kcore"),
+    ] {
+        let mut args = base.to_vec();
+        args.extend([flag, value]);
+        fails_with(&args, needle);
+    }
+    fails_with(&base, "/nonexistent/data");
+}
+
+#[test]
+fn malformed_data_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("x.inter"),
+        "user_id:token\titem_id:token\ttimestamp:float\n1\t2\t3\n1\t2\n",
+    )
+    .unwrap();
+    let d = dir.path().to_str().unwrap();
+    fails_with(
+        &["baseline", "--data", d],
+        "x.inter:3: expected 3 tab-separated columns, found 2",
+    );
+
+    std::fs::write(
+        dir.path().join("x.inter"),
+        b"user_id:token\titem_id:token\ttimestamp:float\n1\t\xff\t3\n",
+    )
+    .unwrap();
+    fails_with(&["baseline", "--data", d], "x.inter:2: invalid UTF-8");
+
+    std::fs::write(
+        dir.path().join("x.inter"),
+        "user_id:token\titem_id:token\ttimestamp:float\n1\t2\t3\n",
+    )
+    .unwrap();
+    fails_with(
+        &["baseline", "--data", d],
+        "no user has 3 or more interactions",
+    );
+
+    std::fs::write(dir.path().join("x.inter"), "").unwrap();
+    fails_with(&["baseline", "--data", d], "empty file");
+}
+
+#[test]
+fn recommend_reports_bad_bundles_and_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("s.gguf");
+    let b = bundle.to_str().unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "synthetic",
+            "--items",
+            "30",
+            "--max-len",
+            "8",
+            "--hidden",
+            "8",
+            "--out",
+            b,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fails_with(
+        &["recommend", "--bundle", b, "--session", "31"],
+        "unknown item id 31: ids run from 1 to 30",
+    );
+    fails_with(
+        &["recommend", "--bundle", b, "--session", "1", "--k", "0"],
+        "k must be at least 1",
+    );
+    fails_with(
+        &["recommend", "--bundle", b, "--session", "x"],
+        "invalid value 'x'",
+    );
+    let out = Command::new(BIN)
+        .args([
+            "recommend",
+            "--bundle",
+            b,
+            "--session",
+            "1,1,2",
+            "--k",
+            "3",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let recs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(recs.as_array().unwrap().len(), 3);
+    std::fs::write(&bundle, b"GGUF\x03\x00\x00\x00truncated").unwrap();
+    fails_with(
+        &["recommend", "--bundle", b, "--session", "1"],
+        "bundle: corrupt or truncated GGUF header",
+    );
+}
