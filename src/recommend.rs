@@ -122,7 +122,7 @@ impl Recommender {
                     key: e.key.clone(),
                     title: e.title.clone(),
                     score,
-                    tail: e.popularity < self.manifest.item_tail_cut,
+                    tail: self.is_tail(id),
                 })
             })
             .collect()

@@ -1,7 +1,7 @@
 //! End-to-end on data the test generates: read `inter.txt`, train, evaluate against the
 //! most-popular floor, export a bundle, load it back and check it answers exactly as the model does.
 
-use llm_esr::bundle::{self, Bundle};
+use llm_esr::bundle::{self, Bundle, Manifest};
 use llm_esr::data::{self, Dataset, FilterOptions, GroupConfig, Groups, Stage};
 use llm_esr::eval::{evaluate, MostPopular, Protocol, Scorer};
 use llm_esr::model::{Mode, ModelConfig};
@@ -38,6 +38,25 @@ fn synthetic_dir() -> tempfile::TempDir {
     dir
 }
 
+/// The generated data read back through the `inter.txt` reader, with its groups.
+fn fixture() -> (tempfile::TempDir, Dataset, Groups) {
+    let dir = synthetic_dir();
+    let raw = data::load_dir(dir.path()).unwrap();
+    let dataset = Dataset::from_raw(&raw, &FilterOptions::default()).unwrap();
+    let groups = Groups::compute(&dataset, GroupConfig::default(), 20).unwrap();
+    (dir, dataset, groups)
+}
+
+fn manifest(dataset: &Dataset, groups: &Groups, model: &ModelConfig) -> Manifest {
+    Manifest {
+        name: "test".into(),
+        dataset: dataset.name.clone(),
+        model: model.clone(),
+        items: RunRecord::items_of(dataset, groups),
+        item_tail_cut: groups.item_cut,
+    }
+}
+
 fn small_config(n_items: usize, mode: Mode) -> ModelConfig {
     let mut m = ModelConfig::sasrec(n_items);
     m.mode = mode;
@@ -50,10 +69,7 @@ fn small_config(n_items: usize, mode: Mode) -> ModelConfig {
 
 #[test]
 fn trains_beats_popularity_exports_and_reloads() {
-    let dir = synthetic_dir();
-    let raw = data::load_dir(dir.path()).unwrap();
-    let dataset = Dataset::from_raw(&raw, &FilterOptions::default()).unwrap();
-    let groups = Groups::compute(&dataset, GroupConfig::default(), 20).unwrap();
+    let (dir, dataset, groups) = fixture();
     let model_cfg = small_config(dataset.n_items(), Mode::Corrected);
     let cfg = TrainConfig {
         epochs: 30,
@@ -84,17 +100,7 @@ fn trains_beats_popularity_exports_and_reloads() {
     assert!(outcome.best_valid_ndcg10 > 0.0);
 
     // Export and reload: the bundle must answer exactly as the in-memory model does.
-    let record = RunRecord {
-        dataset: dataset.name.clone(),
-        filter: FilterOptions::default(),
-        model: model_cfg.clone(),
-        train: cfg,
-        items: RunRecord::items_of(&dataset, &groups),
-        groups: groups.clone(),
-        outcome,
-        test: vec![],
-    };
-    let bytes = bundle::write(&record.manifest(), &weights).unwrap();
+    let bytes = bundle::write(&manifest(&dataset, &groups, &model_cfg), &weights).unwrap();
     let rec = Recommender::from_bytes(&bytes).unwrap();
     let session = [3u32, 4, 5];
     let direct = model.score(&[&session]).unwrap().remove(0);
@@ -118,10 +124,7 @@ fn trains_beats_popularity_exports_and_reloads() {
 
 #[test]
 fn bundle_corruption_and_bad_requests_are_clear_errors() {
-    let dir = synthetic_dir();
-    let raw = data::load_dir(dir.path()).unwrap();
-    let dataset = Dataset::from_raw(&raw, &FilterOptions::default()).unwrap();
-    let groups = Groups::compute(&dataset, GroupConfig::default(), 20).unwrap();
+    let (dir, dataset, groups) = fixture();
     let model_cfg = small_config(dataset.n_items(), Mode::Faithful);
     let cfg = TrainConfig {
         epochs: 1,
@@ -129,7 +132,7 @@ fn bundle_corruption_and_bad_requests_are_clear_errors() {
         seed: 2,
         ..TrainConfig::default()
     };
-    let (_, weights, outcome) = train(
+    let (_, weights, _) = train(
         &dataset,
         &groups,
         &model_cfg,
@@ -139,17 +142,8 @@ fn bundle_corruption_and_bad_requests_are_clear_errors() {
         false,
     )
     .unwrap();
-    let record = RunRecord {
-        dataset: dataset.name.clone(),
-        filter: FilterOptions::default(),
-        model: model_cfg,
-        train: cfg,
-        items: RunRecord::items_of(&dataset, &groups),
-        groups,
-        outcome,
-        test: vec![],
-    };
-    let bytes = bundle::write(&record.manifest(), &weights).unwrap();
+    let manifest = manifest(&dataset, &groups, &model_cfg);
+    let bytes = bundle::write(&manifest, &weights).unwrap();
     let err = |b: &[u8]| {
         Recommender::from_bytes(b)
             .err()
@@ -172,11 +166,11 @@ fn bundle_corruption_and_bad_requests_are_clear_errors() {
     // A bundle missing a tensor names it.
     let mut partial = weights.clone();
     partial.remove("ln_last.weight");
-    let b = bundle::write(&record.manifest(), &partial).unwrap();
+    let b = bundle::write(&manifest.clone(), &partial).unwrap();
     assert!(err(&b).contains("ln_last.weight"), "{}", err(&b));
 
     // Inconsistent manifest.
-    let mut m = record.manifest();
+    let mut m = manifest.clone();
     m.items.pop();
     assert!(bundle::write(&m, &weights)
         .unwrap_err()
@@ -221,10 +215,7 @@ fn bundle_corruption_and_bad_requests_are_clear_errors() {
 
 #[test]
 fn same_seed_same_weights() {
-    let dir = synthetic_dir();
-    let raw = data::load_dir(dir.path()).unwrap();
-    let dataset = Dataset::from_raw(&raw, &FilterOptions::default()).unwrap();
-    let groups = Groups::compute(&dataset, GroupConfig::default(), 20).unwrap();
+    let (dir, dataset, groups) = fixture();
     let model_cfg = small_config(dataset.n_items(), Mode::Corrected);
     let run = |seed: u64| {
         let cfg = TrainConfig {

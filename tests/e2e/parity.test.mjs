@@ -66,14 +66,30 @@ test('bad input raises clear errors in the browser', async () => {
   assert.match(await browserError('rec.recommend([999999], 10)'), /unknown item id 999999/);
   assert.match(await browserError('rec.recommend([NaN], 10)'), /not a non-negative integer/);
   assert.match(await browserError('rec.recommend([1.5], 10)'), /not a non-negative integer/);
+  assert.match(await browserError('rec.recommend([-1], 10)'), /item id -1 is not a non-negative integer/);
+  assert.match(await browserError('rec.recommend([1, "2"], 10)'), /array of item ids/);
+  assert.match(await browserError('rec.recommend(null, 10)'), /array of item ids/);
   assert.match(await browserError('rec.recommend("1,2", 10)'), /array of item ids/);
   assert.match(await browserError('rec.recommend([1], 0)'), /k must be at least 1/);
   assert.match(await browserError('new mod.Recommender(new Uint8Array([1,2,3]))'), /GGUF magic/);
+  assert.match(await browserError('new mod.Recommender(new Uint8Array(0))'), /GGUF magic/);
+  assert.match(await browserError(
+    'new mod.Recommender(new TextEncoder().encode("<!doctype html><h1>404</h1>"))'), /GGUF magic/);
+  // Errors are real Error objects, so callers can catch and show them.
+  assert.match(await browserError('rec.recommend([], 1)'), /^Error: /);
   // Flip one byte in the middle of the tensor data: the checksum must catch it.
   assert.match(await browserError(
     'const b = bytes.slice(); b[Math.floor(b.length * 0.7)] ^= 0xff; new mod.Recommender(b)'), /checksum mismatch/);
   assert.match(await browserError('new mod.Recommender(bytes.slice(0, bytes.length - 100))'), /bundle/);
   assert.match(await browserError('rec.item(0)'), /unknown item id 0/);
+});
+
+test('repeated ids are a valid session and match native', async () => {
+  const s = [3, 3, 3, 8, 3];
+  const got = await browserRecs(s, 5);
+  const want = native(s, 5);
+  assert.deepEqual(got.map((r) => r.id), want.map((r) => r.id));
+  assert.ok(got.every((r) => r.id !== 3 && r.id !== 8));
 });
 
 test('k larger than the catalogue returns every other item, sorted', async () => {
