@@ -400,7 +400,7 @@ fn cmd_items(bundle: &Path, search: Option<&str>) -> Result<()> {
             .as_ref()
             .is_none_or(|n| item.title.to_lowercase().contains(n))
         {
-            println!("{:>5}\t{}\t{}", i + 1, item.title, item.popularity);
+            println!("{}\t{}\t{}", i + 1, item.title, item.popularity);
         }
     }
     Ok(())
