@@ -1,6 +1,6 @@
 //! `llmesr`: train, evaluate, export and query LLM-ESR sequential recommenders from the command line.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use llm_esr::bundle;
 use llm_esr::data::{
@@ -92,6 +92,12 @@ enum Command {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum FilterArg {
+    Single,
+    Kcore,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum ModeArg {
     Corrected,
     Faithful,
@@ -103,8 +109,8 @@ struct DataArgs {
     #[arg(long)]
     data: PathBuf,
     /// single = one pass over raw counts (reference); kcore = repeat until stable.
-    #[arg(long, default_value = "single")]
-    filter: String,
+    #[arg(long, value_enum, default_value = "single")]
+    filter: FilterArg,
     #[arg(long, default_value_t = 3)]
     min_user: usize,
     #[arg(long, default_value_t = 3)]
@@ -200,18 +206,8 @@ impl DataArgs {
     }
 
     fn load(&self) -> Result<(Dataset, Groups)> {
-        let kind = match self.filter.as_str() {
-            "single" => FilterKind::Single,
-            "kcore" => FilterKind::Kcore,
-            other => bail!("--filter must be single or kcore, got {other:?}"),
-        };
         let raw = data::load_dir(&self.data)?;
-        let filter = FilterOptions {
-            kind,
-            min_user: self.min_user,
-            min_item: self.min_item,
-        };
-        let dataset = Dataset::from_raw(&raw, &filter)?;
+        let dataset = Dataset::from_raw(&raw, &self.filter())?;
         let groups = Groups::compute(&dataset, self.group_config(), self.max_len)?;
         eprintln!(
             "{}: {} users, {} items, {} interactions; tail items {} (popularity < {}), tail users {} (test input length < {})",
@@ -229,10 +225,9 @@ impl DataArgs {
 
     fn filter(&self) -> FilterOptions {
         FilterOptions {
-            kind: if self.filter == "kcore" {
-                FilterKind::Kcore
-            } else {
-                FilterKind::Single
+            kind: match self.filter {
+                FilterArg::Single => FilterKind::Single,
+                FilterArg::Kcore => FilterKind::Kcore,
             },
             min_user: self.min_user,
             min_item: self.min_item,

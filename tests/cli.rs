@@ -30,7 +30,11 @@ fn bad_settings_are_refused_before_the_data_is_read() {
         ("--heads", "3", "multiple of heads"),
         ("--patience", "0", "patience must be at least 1"),
         ("--tail-item-share", "0", "item tail share"),
-        ("--filter", "sometimes", "--filter must be single or kcore"),
+        (
+            "--filter",
+            "sometimes",
+            "invalid value 'sometimes' for '--filter",
+        ),
     ] {
         let mut args = base.to_vec();
         args.extend([flag, value]);
