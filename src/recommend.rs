@@ -34,6 +34,25 @@ impl Recommender {
     }
 
     pub fn from_bundle(bundle: Bundle) -> Result<Self> {
+        // Tensor names do not depend on the catalogue or max_len, so a one-item probe model lists
+        // every name this config uses; anything else in the file is refused rather than ignored.
+        let mut probe = bundle.manifest.model.clone();
+        probe.n_items = 1;
+        probe.max_len = 1;
+        let expected = crate::model::init::random_weights(&probe, 0)
+            .map_err(|e| Error::Bundle(format!("model config: {e}")))?;
+        let mut unexpected: Vec<&String> = bundle
+            .tensors
+            .keys()
+            .filter(|n| !expected.contains_key(*n))
+            .collect();
+        unexpected.sort();
+        if let Some(name) = unexpected.first() {
+            return Err(Error::Bundle(format!(
+                "unexpected tensor {name} for a {:?} model with {} layers",
+                bundle.manifest.model.backbone, bundle.manifest.model.n_layers
+            )));
+        }
         let vb = VarBuilder::from_tensors(bundle.tensors, DType::F32, &Device::Cpu);
         let model = SasRec::new(&bundle.manifest.model, vb)
             .map_err(|e| Error::Bundle(format!("weights do not match the model config: {e}")))?;

@@ -169,6 +169,19 @@ fn bundle_corruption_and_bad_requests_are_clear_errors() {
     let b = bundle::write(&manifest.clone(), &partial).unwrap();
     assert!(err(&b).contains("ln_last.weight"), "{}", err(&b));
 
+    // An extra tensor the model does not use is refused, not ignored.
+    let mut extra = weights.clone();
+    extra.insert(
+        "blocks.7.attn.q.weight".into(),
+        weights["ln_last.weight"].clone(),
+    );
+    let b = bundle::write(&manifest, &extra).unwrap();
+    assert!(
+        err(&b).contains("unexpected tensor blocks.7.attn.q.weight"),
+        "{}",
+        err(&b)
+    );
+
     // Inconsistent manifest.
     let mut m = manifest.clone();
     m.items.pop();
