@@ -33,6 +33,10 @@ pub fn rows(labels: &RunLabels, report: &EvalReport) -> Vec<QualityRow> {
     let mut out = Vec::new();
     for g in GROUPS {
         let acc = report.group(g);
+        // An empty group has no metric (its means are NaN, which JSON cannot hold): no rows.
+        if acc.users == 0 {
+            continue;
+        }
         for (metric, value) in acc.means() {
             out.push(QualityRow {
                 dataset: labels.dataset.clone(),
@@ -150,4 +154,38 @@ pub fn markdown(rows: &[QualityRow]) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::Accum;
+
+    #[test]
+    fn empty_groups_give_no_rows_and_rows_round_trip_through_json() {
+        let mut groups: std::collections::BTreeMap<String, Accum> = GROUPS
+            .iter()
+            .map(|g| (g.to_string(), Accum::default()))
+            .collect();
+        for g in ["overall", "tail_item", "tail_user"] {
+            groups.get_mut(g).unwrap().add(3);
+        }
+        let report = EvalReport {
+            protocol: "full".into(),
+            groups,
+        };
+        let labels = RunLabels {
+            dataset: "d".into(),
+            backbone: "sasrec".into(),
+            variant: "base".into(),
+            mode: "corrected".into(),
+            seed: 1,
+        };
+        let r = rows(&labels, &report);
+        assert_eq!(r.len(), 3 * 7);
+        let json = serde_json::to_string(&r).unwrap();
+        let back: Vec<QualityRow> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r);
+        assert!(markdown(&r).contains("| sasrec | base | corrected |"));
+    }
 }
