@@ -49,6 +49,11 @@ pub fn random_weights(
     );
     super::SasRec::new(cfg, vb)?;
     seeded_init(&vars, seed)?;
+    snapshot(&vars)
+}
+
+/// A copy of every variable's current value, by name (checkpoints, best-epoch weights).
+pub fn snapshot(vars: &VarMap) -> Result<std::collections::HashMap<String, Tensor>> {
     let data = vars.data().lock().expect("var map lock poisoned");
     data.iter()
         .map(|(k, v)| Ok((k.clone(), v.as_tensor().copy()?)))

@@ -8,7 +8,7 @@ use super::sampler::{make_batch, trainable_users};
 use crate::data::groups::Groups;
 use crate::data::{Dataset, Stage};
 use crate::eval::{evaluate, Protocol};
-use crate::model::init::seeded_init;
+use crate::model::init::{seeded_init, snapshot};
 use crate::model::{ModelConfig, SasRec, SeqBatch};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor, D};
@@ -62,13 +62,6 @@ fn bce_loss(
     let pos_loss = (softplus(&pos_logit.neg()?)? * mask)?.sum_all()?;
     let neg_loss = (softplus(&neg_logit)? * mask)?.sum_all()?;
     (pos_loss + neg_loss)?.broadcast_div(&n)
-}
-
-fn snapshot(vars: &VarMap) -> candle_core::Result<HashMap<String, Tensor>> {
-    let data = vars.data().lock().expect("var map lock poisoned");
-    data.iter()
-        .map(|(k, v)| Ok((k.clone(), v.as_tensor().copy()?)))
-        .collect()
 }
 
 fn restore(vars: &VarMap, weights: &HashMap<String, Tensor>) -> candle_core::Result<()> {
