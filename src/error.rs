@@ -26,6 +26,9 @@ pub enum Error {
     /// A session or request that cannot be answered (unknown item id, empty session, k = 0, …).
     #[error("request: {0}")]
     Request(String),
+    /// A text-embedding model or tokenizer that cannot be loaded or run.
+    #[error("text model: {0}")]
+    TextModel(String),
     /// A tensor operation that failed inside candle.
     #[error("tensor: {0}")]
     Candle(#[from] candle_core::Error),

@@ -2,7 +2,8 @@
 //! training (candle on the CPU) and in-browser inference (wasm32 through wasm-bindgen).
 //!
 //! The module tree follows the pipeline: [`data`] turns interaction files into leave-one-out splits and
-//! long-tail groups, [`model`] holds the candle models, [`train`] fits them natively, [`eval`] scores
+//! long-tail groups, [`model`] holds the candle models, [`semantic`] computes the language-model side of LLM-ESR (item and user
+//! embeddings, similar users, PCA), [`train`] fits the models natively, [`eval`] scores
 //! them under the full-ranking and sampled protocols, [`bundle`] packs a trained model into one GGUF
 //! file, and [`recommend`] turns a session into recommendations on either side.
 
@@ -14,6 +15,8 @@ pub mod eval;
 pub mod fsio;
 pub mod model;
 pub mod recommend;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod semantic;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod train;
 #[cfg(target_arch = "wasm32")]

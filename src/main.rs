@@ -9,10 +9,12 @@ use llm_esr::data::{
 };
 use llm_esr::eval::report::{self, RunLabels};
 use llm_esr::eval::{evaluate, EvalReport, MostPopular, Protocol, Scorer};
-use llm_esr::model::{Mode, ModelConfig};
+use llm_esr::model::{Backbone, Mode, ModelConfig, SemanticConfig, Views};
 use llm_esr::recommend::Recommender;
+use llm_esr::semantic::build::{EmbedOptions, UserVectors};
+use llm_esr::semantic::SemanticSet;
 use llm_esr::train::run::{CHECKPOINT_FILE, RUN_FILE};
-use llm_esr::train::{train, RunRecord, TrainConfig};
+use llm_esr::train::{train, IdInit, RunRecord, SemanticInputs, Teacher, TrainConfig};
 use std::path::{Path, PathBuf};
 
 // candle allocates a fresh buffer for every op; glibc returns the large ones to the kernel each
@@ -35,6 +37,9 @@ struct Cli {
 enum Command {
     /// Train a model, evaluate it on the test split and save run.json + checkpoint.safetensors.
     Train(TrainArgs),
+    /// Embed every item (and every user's history) with a text model, find each user's most
+    /// similar users, and write the semantic set LLM-ESR trains with.
+    Embed(EmbedArgs),
     /// Evaluate the most-popular baseline (the floor every table carries).
     Baseline(BaselineArgs),
     /// Pack a trained run into one bundle file for the browser or `recommend`.
@@ -72,6 +77,11 @@ enum Command {
         hidden: usize,
         #[arg(long, default_value_t = 1)]
         heads: usize,
+        #[arg(long, value_enum, default_value = "sasrec")]
+        backbone: BackboneArg,
+        /// Give the model a (folded) semantic view and cross-attention, as an LLM-ESR bundle has.
+        #[arg(long)]
+        llmesr: bool,
         #[arg(long, default_value_t = 0)]
         seed: u64,
         #[arg(long)]
@@ -95,6 +105,58 @@ enum Command {
 enum FilterArg {
     Single,
     Kcore,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BackboneArg {
+    Sasrec,
+    Gru4rec,
+    Bert4rec,
+}
+
+impl From<BackboneArg> for Backbone {
+    fn from(b: BackboneArg) -> Self {
+        match b {
+            BackboneArg::Sasrec => Backbone::Sasrec,
+            BackboneArg::Gru4rec => Backbone::Gru4rec,
+            BackboneArg::Bert4rec => Backbone::Bert4rec,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum VariantArg {
+    /// The backbone alone, ID embeddings only.
+    Base,
+    /// LLM-ESR: semantic + collaborative views, cross-attention, self-distillation.
+    Llmesr,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ViewsArg {
+    Both,
+    /// Ablation "w/o semantic view".
+    Collaborative,
+    /// Ablation "w/o collaborative view".
+    Semantic,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TeacherArg {
+    Fresh,
+    Cached,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum IdInitArg {
+    Pca,
+    Random,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum UsersArg {
+    HistoryText,
+    MeanItems,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -158,20 +220,102 @@ struct TrainArgs {
     batch_size: usize,
     #[arg(long, default_value_t = 1e-3)]
     lr: f64,
+    #[arg(long, value_enum, default_value = "sasrec")]
+    backbone: BackboneArg,
+    #[arg(long, value_enum, default_value = "base")]
+    variant: VariantArg,
+    /// Semantic set written by `llmesr embed` (required for --variant llmesr).
+    #[arg(long)]
+    semantic: Option<PathBuf>,
     #[arg(long, default_value_t = 64)]
     hidden: usize,
-    #[arg(long, default_value_t = 2)]
-    layers: usize,
+    /// Encoder layers (default: 2 for sasrec/bert4rec, 1 for gru4rec).
+    #[arg(long)]
+    layers: Option<usize>,
     #[arg(long, default_value_t = 1)]
     heads: usize,
     #[arg(long, default_value_t = 0.5)]
     dropout: f32,
+    /// LLM-ESR: weight of the self-distillation loss (0 = the "w/o SD" ablation).
+    #[arg(long, default_value_t = 0.1)]
+    distill_weight: f64,
+    /// LLM-ESR: similar users per teacher.
+    #[arg(long, default_value_t = 10)]
+    distill_users: usize,
+    /// LLM-ESR: fresh = encode the similar users every step (reference); cached = reuse their
+    /// representations from their own last batch (much faster, at most one epoch old).
+    #[arg(long, value_enum, default_value = "fresh")]
+    teacher: TeacherArg,
+    /// LLM-ESR: which item views feed the encoder (ablations drop one).
+    #[arg(long, value_enum, default_value = "both")]
+    views: ViewsArg,
+    /// LLM-ESR: drop the two cross-attentions (ablation "w/o cross-attention").
+    #[arg(long)]
+    no_cross: bool,
+    /// LLM-ESR: how the ID table starts (random = ablation "w/o PCA init").
+    #[arg(long, value_enum, default_value = "pca")]
+    id_init: IdInitArg,
+    /// LLM-ESR: width between the adapter's two linear layers (default: half the input width).
+    #[arg(long)]
+    adapter_hidden: Option<usize>,
+    #[arg(long, default_value_t = 2)]
+    cross_heads: usize,
+    /// BERT4Rec: share of positions masked in the random-masking samples.
+    #[arg(long, default_value_t = 0.6)]
+    mask_prob: f64,
+    /// Batch users of similar history length together (faster with corrected mode's padding
+    /// trimming; the reference draws batches uniformly).
+    #[arg(long)]
+    bucket: bool,
     /// Hide the progress bar and per-epoch lines.
     #[arg(long)]
     quiet: bool,
     /// Continue from OUT/resume.safetensors (written after every epoch) instead of starting over.
     #[arg(long)]
     resume: bool,
+}
+
+#[derive(Args)]
+struct EmbedArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Semantic set to write (safetensors).
+    #[arg(long)]
+    out: PathBuf,
+    /// BERT-family model folder (config.json, model.safetensors, tokenizer.json).
+    #[arg(long, default_value = "models/all-minilm-l6-v2")]
+    model: PathBuf,
+    /// Embedding cache folder (one file per model, keyed by text).
+    #[arg(long, default_value = "cache/embeddings")]
+    cache: PathBuf,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// history-text = the model over the user's training titles (reference); mean-items = the mean
+    /// of the training items' vectors.
+    #[arg(long, value_enum, default_value = "history-text")]
+    users: UsersArg,
+    /// Similar users kept per user.
+    #[arg(long, default_value_t = 100)]
+    similar: usize,
+    /// What an item is called in the prompts.
+    #[arg(long, default_value = "movie")]
+    noun: String,
+    #[arg(long, default_value = "movies")]
+    noun_plural: String,
+    /// Import item vectors from .npy instead of running a model (row r = item key r+1, or the
+    /// r-th line of --npy-item-keys).
+    #[arg(long)]
+    items_npy: Option<PathBuf>,
+    #[arg(long, requires = "items_npy")]
+    npy_item_keys: Option<PathBuf>,
+    /// With --items-npy: user vectors (row r = user key r+1).
+    #[arg(long, requires = "items_npy")]
+    users_npy: Option<PathBuf>,
+    /// With --items-npy: similar-user lists (0-based user rows, like the reference's sim_user_100).
+    #[arg(long, requires = "items_npy")]
+    similar_npy: Option<PathBuf>,
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Args)]
@@ -265,29 +409,87 @@ fn publish(args: &DataArgs, labels: &RunLabels, reports: &[EvalReport], title: &
     Ok(())
 }
 
-fn cmd_train(a: TrainArgs) -> Result<()> {
-    // Every setting is checked before the data is read, so a typo costs nothing.
-    let mut model = ModelConfig::sasrec(1);
+fn model_config(a: &TrainArgs, input_dim: usize) -> ModelConfig {
+    let backbone = Backbone::from(a.backbone);
+    let mut model = ModelConfig::reference(backbone, 1);
     model.mode = a.data.mode();
     model.max_len = a.data.max_len;
     model.hidden = a.hidden;
-    model.n_layers = a.layers;
+    if let Some(l) = a.layers {
+        model.n_layers = l;
+    }
     model.n_heads = a.heads;
     model.dropout = a.dropout;
+    if a.variant == VariantArg::Llmesr {
+        let mut sem = SemanticConfig::reference(input_dim);
+        if let Some(h) = a.adapter_hidden {
+            sem.adapter_hidden = h;
+        }
+        sem.views = match a.views {
+            ViewsArg::Both => Views::Both,
+            ViewsArg::Collaborative => Views::Collaborative,
+            ViewsArg::Semantic => Views::Semantic,
+        };
+        sem.cross_attention = !a.no_cross;
+        sem.cross_heads = a.cross_heads;
+        model.semantic = Some(sem);
+    }
+    model
+}
+
+fn cmd_train(a: TrainArgs) -> Result<()> {
+    // Every setting is checked before the data is read, so a typo costs nothing.
     let cfg = TrainConfig {
         epochs: a.epochs,
         batch_size: a.batch_size,
         lr: a.lr,
         patience: a.patience,
         seed: a.data.seed,
+        distill_weight: a.distill_weight,
+        distill_users: a.distill_users,
+        teacher: match a.teacher {
+            TeacherArg::Fresh => Teacher::Fresh,
+            TeacherArg::Cached => Teacher::Cached,
+        },
+        id_init: match a.id_init {
+            IdInitArg::Pca => IdInit::Pca,
+            IdInitArg::Random => IdInit::Random,
+        },
+        mask_prob: a.mask_prob,
+        bucket: a.bucket,
         ..TrainConfig::default()
     };
-    model.validate()?;
+    model_config(&a, 384).validate()?;
     cfg.validate()?;
     a.data.group_config().validate()?;
+    let semantic_set = match (a.variant, &a.semantic) {
+        (VariantArg::Llmesr, None) => {
+            anyhow::bail!("--variant llmesr needs --semantic FILE (write one with llmesr embed)")
+        }
+        (VariantArg::Llmesr, Some(p)) => Some((p, SemanticSet::load(p)?)),
+        (VariantArg::Base, Some(_)) => {
+            anyhow::bail!("--semantic is only used by --variant llmesr")
+        }
+        (VariantArg::Base, None) => None,
+    };
     let (dataset, groups) = a.data.load()?;
+    let mut model = model_config(&a, semantic_set.as_ref().map_or(384, |(_, s)| s.dim));
     model.n_items = dataset.n_items();
-    let (net, _, outcome) = train(&dataset, &groups, &model, &cfg, &a.out, !a.quiet, a.resume)?;
+    model.validate()?;
+    let semantic: Option<SemanticInputs> = semantic_set
+        .as_ref()
+        .map(|(_, s)| s.align(&dataset).map(SemanticInputs::from))
+        .transpose()?;
+    let (net, _, outcome) = train(
+        &dataset,
+        &groups,
+        &model,
+        &cfg,
+        semantic.as_ref(),
+        &a.out,
+        !a.quiet,
+        a.resume,
+    )?;
     if let Some(e) = outcome.resumed_after {
         eprintln!("resumed after epoch {e}");
     }
@@ -303,6 +505,10 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         model,
         train: cfg,
         groups,
+        semantic: semantic_set
+            .as_ref()
+            .zip(semantic.as_ref())
+            .map(|((p, _), s)| format!("{} ({})", p.display(), s.fingerprint)),
         outcome,
         test: test.clone(),
     };
@@ -310,8 +516,9 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
     eprintln!("wrote {}", a.out.join(RUN_FILE).display());
     let labels = RunLabels {
         dataset: dataset.name.clone(),
-        backbone: "sasrec".into(),
-        variant: "base".into(),
+        backbone: record.model.backbone.label().into(),
+        variant: record.model.variant().into(),
+        ablation: record.ablation(),
         mode: record.model.mode.label().into(),
         seed: a.data.seed,
     };
@@ -320,11 +527,76 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         &labels,
         &test,
         &format!(
-            "{} SASRec ({}) test",
+            "{} {} {}{} ({}) test",
             dataset.name,
-            record.model.mode.label()
+            labels.backbone,
+            labels.variant,
+            labels
+                .ablation
+                .as_ref()
+                .map(|x| format!(" [{x}]"))
+                .unwrap_or_default(),
+            labels.mode
         ),
     )
+}
+
+fn cmd_embed(a: EmbedArgs) -> Result<()> {
+    if a.similar == 0 || a.batch_size == 0 {
+        anyhow::bail!("--similar and --batch-size must be at least 1");
+    }
+    let raw = data::load_dir(&a.data.data)?;
+    let dataset = Dataset::from_raw(&raw, &a.data.filter())?;
+    let set = if let Some(items) = &a.items_npy {
+        llm_esr::semantic::build::from_npy(
+            &dataset,
+            items,
+            a.npy_item_keys.as_deref(),
+            a.users_npy.as_deref(),
+            a.similar_npy.as_deref(),
+            a.similar,
+        )?
+    } else {
+        let start = std::time::Instant::now();
+        let encoder = llm_esr::semantic::encoder::TextEncoder::load(&a.model)?;
+        let mut cache =
+            llm_esr::semantic::cache::EmbeddingCache::open(&a.cache, encoder.id(), encoder.dim())?;
+        eprintln!(
+            "{}: {} items, {} users; model {} ({}-d, {} tokens); {} cached texts",
+            dataset.name,
+            dataset.n_items(),
+            dataset.n_users(),
+            encoder.id(),
+            encoder.dim(),
+            encoder.max_tokens(),
+            cache.len()
+        );
+        let opts = EmbedOptions {
+            noun: a.noun.clone(),
+            noun_plural: a.noun_plural.clone(),
+            users: match a.users {
+                UsersArg::HistoryText => UserVectors::HistoryText,
+                UsersArg::MeanItems => UserVectors::MeanItems,
+            },
+            similar: a.similar,
+            batch_size: a.batch_size,
+            progress: !a.quiet,
+        };
+        let set = llm_esr::semantic::build::build(&raw, &dataset, &encoder, &mut cache, &opts)?;
+        eprintln!("embedded in {:.1} s", start.elapsed().as_secs_f64());
+        set
+    };
+    set.save(&a.out)?;
+    eprintln!(
+        "wrote {} ({} items × {}, {} users × {} similar; users: {})",
+        a.out.display(),
+        set.item_keys.len(),
+        set.dim,
+        set.user_keys.len(),
+        a.similar,
+        set.provenance.users
+    );
+    Ok(())
 }
 
 fn cmd_baseline(a: BaselineArgs) -> Result<()> {
@@ -334,6 +606,7 @@ fn cmd_baseline(a: BaselineArgs) -> Result<()> {
         dataset: dataset.name.clone(),
         backbone: "mostpop".into(),
         variant: "base".into(),
+        ablation: None,
         mode: a.data.mode().label().into(),
         seed: a.data.seed,
     };
@@ -348,7 +621,10 @@ fn cmd_baseline(a: BaselineArgs) -> Result<()> {
 fn cmd_export(run: &Path, out: &Path) -> Result<()> {
     let record = RunRecord::load(run)?;
     let weights = llm_esr::train::trainer::load_checkpoint(&run.join(CHECKPOINT_FILE))?;
-    let bytes = bundle::write(&record.manifest(), &weights)?;
+    let (model, weights) = llm_esr::model::fold::fold_semantic(&record.model, &weights)?;
+    let mut manifest = record.manifest();
+    manifest.model = model;
+    let bytes = bundle::write(&manifest, &weights)?;
     // Prove the file loads before it replaces anything.
     Recommender::from_bytes(&bytes).context("the freshly written bundle does not load")?;
     llm_esr::fsio::write_atomic(out, &bytes)?;
@@ -401,7 +677,17 @@ fn cmd_items(bundle: &Path, search: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// mimalloc's `mi_option_purge_delay`, which the Rust bindings do not name: in both the v2 and
+/// the v3 headers it is the option right before `use_numa_nodes`.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t =
+    libmimalloc_sys::mi_option_use_numa_nodes - 1;
+
 fn main() -> std::process::ExitCode {
+    // Training frees and re-allocates the same large tensors every step; returning them to the
+    // OS made the kernel zero fresh pages each time (a quarter of the profile). Never purging
+    // keeps them: about 25% faster epochs, for memory the process would reuse anyway.
+    // SAFETY: sets a process-wide allocator option before any thread exists.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     // Printed by hand so a user sees the cause chain, not a backtrace, whatever RUST_BACKTRACE says.
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -415,6 +701,7 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(a) => cmd_train(a),
+        Command::Embed(a) => cmd_embed(a),
         Command::Baseline(a) => cmd_baseline(a),
         Command::Export { run, out } => cmd_export(&run, &out),
         Command::Recommend {
@@ -429,13 +716,20 @@ fn run(cli: Cli) -> Result<()> {
             max_len,
             hidden,
             heads,
+            backbone,
+            llmesr,
             seed,
             out,
         } => {
-            let mut cfg = ModelConfig::sasrec(items);
+            let mut cfg = ModelConfig::reference(backbone.into(), items);
             cfg.max_len = max_len;
             cfg.hidden = hidden;
             cfg.n_heads = heads;
+            if llmesr {
+                let mut sem = SemanticConfig::reference(hidden);
+                sem.folded = true;
+                cfg.semantic = Some(sem);
+            }
             cfg.validate()?;
             let weights = llm_esr::model::init::random_weights(&cfg, seed)?;
             let bytes = bundle::write(&bundle::Manifest::synthetic("synthetic", &cfg), &weights)?;

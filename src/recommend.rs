@@ -1,8 +1,7 @@
 //! The recommender used natively and in the browser: a bundle in, top-k items for a session out.
 
 use crate::bundle::{Bundle, ItemEntry, Manifest};
-use crate::data::split::pad_left;
-use crate::model::{SasRec, SeqBatch};
+use crate::model::SeqRec;
 use crate::{Error, Result};
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
@@ -23,7 +22,7 @@ pub struct Recommendation {
 
 /// A loaded model and catalogue, ready to answer sessions.
 pub struct Recommender {
-    model: SasRec,
+    model: SeqRec,
     manifest: Manifest,
 }
 
@@ -38,7 +37,7 @@ impl Recommender {
         // every name this config uses; anything else in the file is refused rather than ignored.
         let mut probe = bundle.manifest.model.clone();
         probe.n_items = 1;
-        probe.max_len = 1;
+        probe.max_len = 2;
         let expected = crate::model::init::random_weights(&probe, 0)
             .map_err(|e| Error::Bundle(format!("model config: {e}")))?;
         let mut unexpected: Vec<&String> = bundle
@@ -54,7 +53,7 @@ impl Recommender {
             )));
         }
         let vb = VarBuilder::from_tensors(bundle.tensors, DType::F32, &Device::Cpu);
-        let model = SasRec::new(&bundle.manifest.model, vb)
+        let model = SeqRec::new(&bundle.manifest.model, vb)
             .map_err(|e| Error::Bundle(format!("weights do not match the model config: {e}")))?;
         Ok(Recommender {
             model,
@@ -97,10 +96,8 @@ impl Recommender {
         for &id in session {
             self.item(id)?;
         }
-        let cfg = self.model.config();
-        let batch = SeqBatch::new(&[pad_left(session, cfg.max_len)], cfg.mode, &Device::Cpu)?;
-        let user = self.model.user_repr(&batch, None)?;
-        Ok(self.model.score_all(&user)?.squeeze(0)?.to_vec1()?)
+        let mut scores = self.model.score_histories(&[session])?;
+        Ok(scores.pop().expect("one session in, one row out"))
     }
 
     /// The `k` best items, best first (ties by lower id). Session items are left out when

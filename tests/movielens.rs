@@ -31,8 +31,17 @@ fn short_run_beats_most_popular_on_ml100k() {
         ..TrainConfig::default()
     };
     let tmp = tempfile::tempdir().unwrap();
-    let (net, _, outcome) =
-        train(&dataset, &groups, &model, &cfg, tmp.path(), false, false).unwrap();
+    let (net, _, outcome) = train(
+        &dataset,
+        &groups,
+        &model,
+        &cfg,
+        None,
+        tmp.path(),
+        false,
+        false,
+    )
+    .unwrap();
     let ndcg = |s: &dyn llm_esr::eval::Scorer| {
         evaluate(s, &dataset, &groups, Stage::Test, Protocol::Full, 0, 256)
             .unwrap()

@@ -2,50 +2,14 @@
 //! most-popular floor, export a bundle, load it back and check it answers exactly as the model does.
 
 use llm_esr::bundle::{self, Bundle, Manifest};
-use llm_esr::data::{self, Dataset, FilterOptions, GroupConfig, Groups, Stage};
+use llm_esr::data::{Dataset, Groups, Stage};
 use llm_esr::eval::{evaluate, MostPopular, Protocol, Scorer};
 use llm_esr::model::{Mode, ModelConfig};
 use llm_esr::recommend::Recommender;
 use llm_esr::train::{train, RunRecord, TrainConfig};
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
-use std::fmt::Write as _;
 
-/// Users walk through a ring of items (i → i+1) with 10% random detours: a sequential signal that
-/// popularity cannot see, since every item is about equally popular.
-fn synthetic_dir() -> tempfile::TempDir {
-    let mut rng = SmallRng::seed_from_u64(5);
-    let n_items = 60u32;
-    let mut inter = String::new();
-    let mut titles = String::new();
-    for u in 0..300 {
-        let mut item = rng.random_range(1..=n_items);
-        for _ in 0..rng.random_range(8..16) {
-            writeln!(inter, "u{u} i{item}").unwrap();
-            item = if rng.random::<f32>() < 0.1 {
-                rng.random_range(1..=n_items)
-            } else {
-                item % n_items + 1
-            };
-        }
-    }
-    for i in 1..=n_items {
-        writeln!(titles, "i{i}\tMovie <b>{i}</b>").unwrap();
-    }
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("inter.txt"), inter).unwrap();
-    std::fs::write(dir.path().join("item_text.tsv"), titles).unwrap();
-    dir
-}
-
-/// The generated data read back through the `inter.txt` reader, with its groups.
-fn fixture() -> (tempfile::TempDir, Dataset, Groups) {
-    let dir = synthetic_dir();
-    let raw = data::load_dir(dir.path()).unwrap();
-    let dataset = Dataset::from_raw(&raw, &FilterOptions::default()).unwrap();
-    let groups = Groups::compute(&dataset, GroupConfig::default(), 20).unwrap();
-    (dir, dataset, groups)
-}
+mod common;
+use common::fixture;
 
 fn manifest(dataset: &Dataset, groups: &Groups, model: &ModelConfig) -> Manifest {
     Manifest {
@@ -78,11 +42,14 @@ fn trains_beats_popularity_exports_and_reloads() {
         patience: 5,
         seed: 1,
         eval_batch_size: 64,
+        ..TrainConfig::default()
     };
     let run_dir = dir.path().join("run");
     let ckpt = run_dir.join("checkpoint.safetensors");
-    let (model, weights, outcome) =
-        train(&dataset, &groups, &model_cfg, &cfg, &run_dir, false, false).unwrap();
+    let (model, weights, outcome) = train(
+        &dataset, &groups, &model_cfg, &cfg, None, &run_dir, false, false,
+    )
+    .unwrap();
     assert!(ckpt.is_file(), "best checkpoint written");
 
     let ndcg = |s: &dyn Scorer| {
@@ -137,6 +104,7 @@ fn bundle_corruption_and_bad_requests_are_clear_errors() {
         &groups,
         &model_cfg,
         &cfg,
+        None,
         &dir.path().join("c"),
         false,
         false,
@@ -242,6 +210,7 @@ fn same_seed_same_weights() {
             &groups,
             &model_cfg,
             &cfg,
+            None,
             &dir.path().join(format!("s{seed}")),
             false,
             false,

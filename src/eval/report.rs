@@ -10,6 +10,9 @@ pub struct QualityRow {
     pub dataset: String,
     pub backbone: String,
     pub variant: String,
+    /// LLM-ESR settings that differ from the method (`no-sd`, `no-cross`, …), `+`-joined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ablation: Option<String>,
     pub mode: String,
     pub protocol: String,
     pub seed: u64,
@@ -25,6 +28,7 @@ pub struct RunLabels {
     pub dataset: String,
     pub backbone: String,
     pub variant: String,
+    pub ablation: Option<String>,
     pub mode: String,
     pub seed: u64,
 }
@@ -42,6 +46,7 @@ pub fn rows(labels: &RunLabels, report: &EvalReport) -> Vec<QualityRow> {
                 dataset: labels.dataset.clone(),
                 backbone: labels.backbone.clone(),
                 variant: labels.variant.clone(),
+                ablation: labels.ablation.clone(),
                 mode: labels.mode.clone(),
                 protocol: report.protocol.clone(),
                 seed: labels.seed,
@@ -110,7 +115,10 @@ pub fn markdown(rows: &[QualityRow]) -> String {
             .or_default()
             .entry((
                 r.backbone.clone(),
-                r.variant.clone(),
+                match &r.ablation {
+                    Some(a) => format!("{} ({a})", r.variant),
+                    None => r.variant.clone(),
+                },
                 r.mode.clone(),
                 format!("{}·{}", r.group, r.metric),
             ))
@@ -178,6 +186,7 @@ mod tests {
             dataset: "d".into(),
             backbone: "sasrec".into(),
             variant: "base".into(),
+            ablation: None,
             mode: "corrected".into(),
             seed: 1,
         };

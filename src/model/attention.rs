@@ -55,7 +55,7 @@ impl MultiHeadAttention {
         if let Some(bias) = bias {
             scores = scores.broadcast_add(bias)?;
         }
-        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
+        let weights = super::ops::softmax_last(&scores)?;
         let weights = dropout(&weights, self.dropout, rng)?;
         let ctx = weights.matmul(&v)?; // [B, H, Lq, d/H]
         let ctx = ctx.transpose(1, 2)?.reshape((b, lq, d))?;

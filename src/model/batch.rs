@@ -1,11 +1,32 @@
 //! Input preparation shared by training, evaluation and inference: left padding, positions counted
-//! from the oldest kept item, the timeline mask and the attention bias.
+//! from the oldest kept item, the timeline mask and the attention biases.
 
-use super::config::Mode;
+use super::config::{Backbone, Mode, ModelConfig};
 use candle_core::{Device, Result, Tensor};
 
 /// Added to masked attention scores; large and finite so fully masked rows stay finite.
 pub const MASKED: f32 = -1e9;
+
+/// Which keys a self-attention query may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    /// Every key, padding included (the reference code).
+    All,
+    /// Every non-padding key (bidirectional, corrected BERT4Rec).
+    Items,
+    /// Non-padding keys at or before the query (corrected SASRec).
+    Past,
+}
+
+impl Visibility {
+    pub fn of(cfg: &ModelConfig) -> Self {
+        match (cfg.mode, cfg.backbone) {
+            (Mode::Faithful, _) => Visibility::All,
+            (Mode::Corrected, Backbone::Bert4rec) => Visibility::Items,
+            (Mode::Corrected, _) => Visibility::Past,
+        }
+    }
+}
 
 /// A batch of left-padded sequences as tensors.
 pub struct SeqBatch {
@@ -15,15 +36,34 @@ pub struct SeqBatch {
     pub positions: Tensor,
     /// `[B, L, 1]` f32: 1 for items, 0 for padding.
     pub keep: Tensor,
-    /// `[B, 1, L, L]` f32 additive attention bias (corrected mode only).
+    /// `[B, 1, L, L]` f32 additive self-attention bias (`None` when every key is visible).
     pub attn_bias: Option<Tensor>,
+    /// `[B, 1, 1, L]` f32 additive bias hiding padding keys (the cross-attentions, in every mode).
+    pub key_bias: Tensor,
     pub batch: usize,
     pub len: usize,
 }
 
+/// Drops the leading columns that are padding in every row. Exact wherever padding is masked
+/// (corrected mode): positions count from the oldest item, so they do not change.
+pub fn trim_common_padding(padded: &mut [Vec<u32>]) {
+    let cut = padded
+        .iter()
+        .map(|s| s.iter().take_while(|&&i| i == 0).count())
+        .min()
+        .unwrap_or(0);
+    // Keep at least one column so an all-padding batch still has a shape.
+    let cut = cut.min(padded.first().map_or(0, |s| s.len().saturating_sub(1)));
+    if cut > 0 {
+        for s in padded.iter_mut() {
+            s.drain(..cut);
+        }
+    }
+}
+
 impl SeqBatch {
     /// Builds a batch from sequences already left-padded to one length.
-    pub fn new(padded: &[Vec<u32>], mode: Mode, device: &Device) -> Result<Self> {
+    pub fn new(padded: &[Vec<u32>], visibility: Visibility, device: &Device) -> Result<Self> {
         let b = padded.len();
         let l = padded.first().map_or(0, Vec::len);
         if padded.iter().any(|s| s.len() != l) {
@@ -32,22 +72,25 @@ impl SeqBatch {
         let mut ids = Vec::with_capacity(b * l);
         let mut positions = Vec::with_capacity(b * l);
         let mut keep = Vec::with_capacity(b * l);
+        let mut key_bias = Vec::with_capacity(b * l);
         for s in padded {
             let pad = s.iter().take_while(|&&i| i == 0).count();
             ids.extend_from_slice(s);
             positions.extend((0..l).map(|j| if j < pad { 0 } else { (j - pad + 1) as u32 }));
             keep.extend((0..l).map(|j| if j < pad { 0f32 } else { 1.0 }));
+            key_bias.extend((0..l).map(|j| if j < pad { MASKED } else { 0.0 }));
         }
-        let attn_bias = match mode {
-            Mode::Faithful => None,
-            Mode::Corrected => {
+        let attn_bias = match visibility {
+            Visibility::All => None,
+            Visibility::Items | Visibility::Past => {
+                let causal = visibility == Visibility::Past;
                 let mut bias = vec![0f32; b * l * l];
                 for (r, s) in padded.iter().enumerate() {
                     let pad = s.iter().take_while(|&&i| i == 0).count();
                     let m = &mut bias[r * l * l..(r + 1) * l * l];
                     for q in 0..l {
                         for k in 0..l {
-                            if k > q || k < pad {
+                            if k < pad || (causal && k > q) {
                                 m[q * l + k] = MASKED;
                             }
                         }
@@ -61,6 +104,7 @@ impl SeqBatch {
             positions: Tensor::from_vec(positions, (b, l), device)?,
             keep: Tensor::from_vec(keep, (b, l, 1), device)?,
             attn_bias,
+            key_bias: Tensor::from_vec(key_bias, (b, 1, 1, l), device)?,
             batch: b,
             len: l,
         })
@@ -75,7 +119,7 @@ mod tests {
     fn positions_count_from_the_oldest_item() {
         let b = SeqBatch::new(
             &[vec![0, 0, 5, 6], vec![1, 2, 3, 4]],
-            Mode::Faithful,
+            Visibility::All,
             &Device::Cpu,
         )
         .unwrap();
@@ -84,9 +128,8 @@ mod tests {
         assert!(b.attn_bias.is_none());
     }
 
-    #[test]
-    fn corrected_mask_is_causal_and_hides_padding() {
-        let b = SeqBatch::new(&[vec![0, 7, 8]], Mode::Corrected, &Device::Cpu).unwrap();
+    fn open_rows(v: Visibility) -> Vec<Vec<bool>> {
+        let b = SeqBatch::new(&[vec![0, 7, 8]], v, &Device::Cpu).unwrap();
         let m: Vec<Vec<f32>> = b
             .attn_bias
             .unwrap()
@@ -96,16 +139,33 @@ mod tests {
             .unwrap()
             .to_vec2()
             .unwrap();
-        let open = |v: f32| v == 0.0;
+        m.iter()
+            .map(|r| r.iter().map(|&x| x == 0.0).collect())
+            .collect()
+    }
+
+    #[test]
+    fn past_visibility_is_causal_and_hides_padding() {
+        let m = open_rows(Visibility::Past);
         // Query 2 (item 8) sees keys 1 and 2, not the pad at 0.
-        assert_eq!(
-            m[2].iter().map(|&v| open(v)).collect::<Vec<_>>(),
-            vec![false, true, true]
-        );
+        assert_eq!(m[2], vec![false, true, true]);
         // Query 1 (item 7) cannot see the future key 2.
-        assert_eq!(
-            m[1].iter().map(|&v| open(v)).collect::<Vec<_>>(),
-            vec![false, true, false]
-        );
+        assert_eq!(m[1], vec![false, true, false]);
+    }
+
+    #[test]
+    fn item_visibility_is_bidirectional_without_padding() {
+        let m = open_rows(Visibility::Items);
+        assert_eq!(m[1], vec![false, true, true]);
+    }
+
+    #[test]
+    fn trimming_keeps_positions_and_one_column() {
+        let mut rows = vec![vec![0, 0, 0, 5, 6], vec![0, 0, 1, 2, 3]];
+        trim_common_padding(&mut rows);
+        assert_eq!(rows, vec![vec![0, 5, 6], vec![1, 2, 3]]);
+        let mut empty = vec![vec![0, 0]];
+        trim_common_padding(&mut empty);
+        assert_eq!(empty, vec![vec![0]]);
     }
 }

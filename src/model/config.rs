@@ -7,12 +7,14 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
-    /// Causal mask and key-padding mask in every self-attention block; popularity groups count
-    /// training interactions only.
+    /// Causal mask (SASRec) and key-padding mask in every self-attention block and in LLM-ESR's
+    /// cross-attentions, padding zeroed before the GRU; popularity groups count training
+    /// interactions only.
     #[default]
     Corrected,
-    /// No causal mask and no padding mask (each position can see its own target during training);
-    /// popularity groups count all data, as `LLM-ESR/generators/generator.py` does.
+    /// No causal mask and no padding mask (each SASRec position can see its own target during
+    /// training, directly and through the cross-attentions); popularity groups count all data, as
+    /// `LLM-ESR/generators/generator.py` does.
     Faithful,
 }
 
@@ -29,8 +31,85 @@ impl Mode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Backbone {
+    /// Self-attention, causal in corrected mode, trained seq-to-seq.
     #[default]
     Sasrec,
+    /// One bias-free GRU layer, trained on the last position only.
+    Gru4rec,
+    /// Bidirectional self-attention trained as a cloze task with a mask token.
+    Bert4rec,
+}
+
+impl Backbone {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Backbone::Sasrec => "sasrec",
+            Backbone::Gru4rec => "gru4rec",
+            Backbone::Bert4rec => "bert4rec",
+        }
+    }
+
+    /// Whether the backbone uses positions and the transformer blocks.
+    pub fn is_transformer(&self) -> bool {
+        !matches!(self, Backbone::Gru4rec)
+    }
+}
+
+/// Which item views feed the shared encoder (LLM-ESR ablations drop one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Views {
+    /// Collaborative (ID) and semantic (language-model) views, fused by concatenation.
+    #[default]
+    Both,
+    /// The ID view only ("w/o semantic view"); its table can still start from the PCA.
+    Collaborative,
+    /// The semantic view only ("w/o collaborative view").
+    Semantic,
+}
+
+/// The LLM-ESR part of a model: the frozen semantic table, its adapter and the cross-attentions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SemanticConfig {
+    /// Width of the frozen language-model item table (384 for MiniLM, 1536 for ada-002).
+    pub input_dim: usize,
+    /// Width between the adapter's two linear layers (the reference halves the input).
+    pub adapter_hidden: usize,
+    pub views: Views,
+    /// The two cross-attentions between the views (off = "w/o cross-attention").
+    pub cross_attention: bool,
+    pub cross_heads: usize,
+    /// Exported bundles store `adapter(table)` as one `[rows, hidden]` table instead of the
+    /// frozen table and the adapter: exact, since the table is frozen and the adapter is linear.
+    #[serde(default)]
+    pub folded: bool,
+}
+
+impl SemanticConfig {
+    /// The reference's settings for a table of width `input_dim`.
+    pub fn reference(input_dim: usize) -> Self {
+        SemanticConfig {
+            input_dim,
+            adapter_hidden: (input_dim / 2).max(1),
+            views: Views::Both,
+            cross_attention: true,
+            cross_heads: 2,
+            folded: false,
+        }
+    }
+
+    pub fn has_id_view(&self) -> bool {
+        self.views != Views::Semantic
+    }
+
+    pub fn has_semantic_view(&self) -> bool {
+        self.views != Views::Collaborative
+    }
+
+    /// Cross-attention needs both views.
+    pub fn uses_cross(&self) -> bool {
+        self.cross_attention && self.views == Views::Both
+    }
 }
 
 /// Shapes and switches of a model. Everything inference needs to rebuild the network.
@@ -38,7 +117,7 @@ pub enum Backbone {
 pub struct ModelConfig {
     pub backbone: Backbone,
     pub mode: Mode,
-    /// Catalogue size; item ids run 1..=n_items, 0 is padding.
+    /// Catalogue size; item ids run 1..=n_items, 0 is padding (and n_items + 1 the BERT4Rec mask).
     pub n_items: usize,
     pub hidden: usize,
     pub n_layers: usize,
@@ -47,6 +126,9 @@ pub struct ModelConfig {
     pub dropout: f32,
     /// LayerNorm epsilon; the reference uses 1e-8.
     pub ln_eps: f64,
+    /// `None` is the plain backbone ("base"); `Some` is LLM-ESR.
+    #[serde(default)]
+    pub semantic: Option<SemanticConfig>,
 }
 
 impl ModelConfig {
@@ -62,6 +144,44 @@ impl ModelConfig {
             max_len: 200,
             dropout: 0.5,
             ln_eps: 1e-8,
+            semantic: None,
+        }
+    }
+
+    /// The reference's settings for `backbone` (GRU4Rec: one layer).
+    pub fn reference(backbone: Backbone, n_items: usize) -> Self {
+        let mut c = Self::sasrec(n_items);
+        c.backbone = backbone;
+        if backbone == Backbone::Gru4rec {
+            c.n_layers = 1;
+        }
+        c
+    }
+
+    /// `base` or `llmesr`.
+    pub fn variant(&self) -> &'static str {
+        if self.semantic.is_some() {
+            "llmesr"
+        } else {
+            "base"
+        }
+    }
+
+    /// Rows of each item table: padding, the items, and the BERT4Rec mask token.
+    pub fn item_rows(&self) -> usize {
+        self.n_items + 1 + usize::from(self.backbone == Backbone::Bert4rec)
+    }
+
+    /// The BERT4Rec mask token id.
+    pub fn mask_token(&self) -> Option<u32> {
+        (self.backbone == Backbone::Bert4rec).then_some(self.n_items as u32 + 1)
+    }
+
+    /// Number of views fused by concatenation (the user vector is `views × hidden` wide).
+    pub fn n_views(&self) -> usize {
+        match &self.semantic {
+            Some(s) if s.views == Views::Both => 2,
+            _ => 1,
         }
     }
 
@@ -80,14 +200,34 @@ impl ModelConfig {
         if self.n_layers == 0 {
             return bad("layers must be at least 1".into());
         }
+        if self.backbone == Backbone::Gru4rec && self.n_layers != 1 {
+            return bad(format!(
+                "gru4rec has one GRU layer, got layers = {}",
+                self.n_layers
+            ));
+        }
         if self.max_len == 0 || self.max_len > 4096 {
             return bad(format!("max_len must be in 1..=4096, got {}", self.max_len));
+        }
+        if self.backbone == Backbone::Bert4rec && self.max_len < 2 {
+            return bad("bert4rec needs max_len of at least 2 (one item and the mask)".into());
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return bad(format!("dropout must be in [0, 1), got {}", self.dropout));
         }
         if !(self.ln_eps > 0.0 && self.ln_eps < 1.0) {
             return bad(format!("ln_eps must be in (0, 1), got {}", self.ln_eps));
+        }
+        if let Some(s) = &self.semantic {
+            if s.input_dim == 0 || s.adapter_hidden == 0 {
+                return bad("semantic input_dim and adapter_hidden must be at least 1".into());
+            }
+            if s.uses_cross() && (s.cross_heads == 0 || self.hidden % s.cross_heads != 0) {
+                return bad(format!(
+                    "hidden ({}) must be a positive multiple of cross-attention heads ({})",
+                    self.hidden, s.cross_heads
+                ));
+            }
         }
         Ok(())
     }
@@ -109,5 +249,30 @@ mod tests {
         c = ModelConfig::sasrec(10);
         c.n_heads = 3;
         assert!(c.validate().unwrap_err().to_string().contains("heads"));
+        c = ModelConfig::reference(Backbone::Gru4rec, 10);
+        assert!(c.validate().is_ok());
+        c.n_layers = 2;
+        assert!(c.validate().unwrap_err().to_string().contains("gru4rec"));
+        c = ModelConfig::sasrec(10);
+        let mut s = SemanticConfig::reference(384);
+        s.cross_heads = 3;
+        c.semantic = Some(s);
+        assert!(c.validate().unwrap_err().to_string().contains("cross"));
+    }
+
+    #[test]
+    fn rows_views_and_mask_token() {
+        let mut c = ModelConfig::reference(Backbone::Bert4rec, 10);
+        assert_eq!(
+            (c.item_rows(), c.mask_token(), c.n_views()),
+            (12, Some(11), 1)
+        );
+        c.semantic = Some(SemanticConfig::reference(384));
+        assert_eq!((c.n_views(), c.variant()), (2, "llmesr"));
+        let s = ModelConfig::sasrec(10);
+        assert_eq!(
+            (s.item_rows(), s.mask_token(), s.variant()),
+            (11, None, "base")
+        );
     }
 }

@@ -47,7 +47,7 @@ pub fn random_weights(
         candle_core::DType::F32,
         &candle_core::Device::Cpu,
     );
-    super::SasRec::new(cfg, vb)?;
+    super::SeqRec::new(cfg, vb)?;
     seeded_init(&vars, seed)?;
     snapshot(&vars)
 }

@@ -1,13 +1,18 @@
 //! The candle models and what they share: configuration, seeded initialisation, dropout, input
-//! preparation and attention.
+//! preparation, attention, the encoders (transformer stack, GRU) and the dual-view network.
 
 pub mod attention;
 pub mod batch;
 pub mod config;
+pub mod cross_attention;
 pub mod dropout;
+pub mod fold;
+pub mod gru;
 pub mod init;
-pub mod sasrec;
+pub mod network;
+pub mod ops;
+pub mod transformer;
 
-pub use batch::SeqBatch;
-pub use config::{Backbone, Mode, ModelConfig};
-pub use sasrec::SasRec;
+pub use batch::{SeqBatch, Visibility};
+pub use config::{Backbone, Mode, ModelConfig, SemanticConfig, Views};
+pub use network::SeqRec;

@@ -15,6 +15,63 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Users per forward pass during evaluation.
     pub eval_batch_size: usize,
+    /// LLM-ESR self-distillation: weight α of the MSE to the similar users' mean (0 = off).
+    #[serde(default = "default_distill_weight")]
+    pub distill_weight: f64,
+    /// How many of each user's most similar users form the teacher.
+    #[serde(default = "default_distill_users")]
+    pub distill_users: usize,
+    #[serde(default)]
+    pub teacher: Teacher,
+    /// How LLM-ESR's ID table starts.
+    #[serde(default)]
+    pub id_init: IdInit,
+    /// BERT4Rec: share of positions masked in the random-masking half of the samples.
+    #[serde(default = "default_mask_prob")]
+    pub mask_prob: f64,
+    /// Group users of similar history length into batches (within windows of
+    /// [`BUCKET_WINDOW`] batches, batch order shuffled). With corrected mode's padding trimming
+    /// this cuts the attention work several-fold; the reference draws batches uniformly.
+    #[serde(default)]
+    pub bucket: bool,
+}
+
+/// Batches per length-sorting window when bucketing.
+pub const BUCKET_WINDOW: usize = 32;
+
+fn default_distill_weight() -> f64 {
+    0.1
+}
+fn default_distill_users() -> usize {
+    10
+}
+fn default_mask_prob() -> f64 {
+    0.6
+}
+
+/// Where the self-distillation teacher's representations come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Teacher {
+    /// The reference: encode the similar users' sequences at every step (dropout on), detached.
+    #[default]
+    Fresh,
+    /// Reuse each similar user's representation from the last time that user was in a batch (at
+    /// most one epoch old). The training input of a user is exactly the sequence the teacher
+    /// encodes, so this skips the 10 extra sequences per user; not available for BERT4Rec, whose
+    /// training inputs are masked.
+    Cached,
+}
+
+/// Initial values of the LLM-ESR ID table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IdInit {
+    /// The reference: the semantic table's first principal components (PCA to `hidden` dims).
+    #[default]
+    Pca,
+    /// Xavier-normal, as in the base models (the "random init" ablation).
+    Random,
 }
 
 impl Default for TrainConfig {
@@ -27,6 +84,12 @@ impl Default for TrainConfig {
             patience: 20,
             seed: 42,
             eval_batch_size: 256,
+            distill_weight: default_distill_weight(),
+            distill_users: default_distill_users(),
+            teacher: Teacher::Fresh,
+            id_init: IdInit::Pca,
+            mask_prob: default_mask_prob(),
+            bucket: false,
         }
     }
 }
@@ -45,6 +108,21 @@ impl TrainConfig {
         }
         if self.patience == 0 {
             return bad("patience must be at least 1".into());
+        }
+        if !(self.distill_weight.is_finite() && self.distill_weight >= 0.0) {
+            return bad(format!(
+                "distill weight must be a non-negative number, got {}",
+                self.distill_weight
+            ));
+        }
+        if self.distill_users == 0 {
+            return bad("distill users must be at least 1".into());
+        }
+        if !(self.mask_prob > 0.0 && self.mask_prob <= 1.0) {
+            return bad(format!(
+                "mask_prob must be in (0, 1], got {}",
+                self.mask_prob
+            ));
         }
         Ok(())
     }

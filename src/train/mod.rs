@@ -2,10 +2,11 @@
 
 pub mod adam;
 pub mod config;
+pub mod distill;
 pub mod run;
 pub mod sampler;
 pub mod trainer;
 
-pub use config::TrainConfig;
+pub use config::{IdInit, Teacher, TrainConfig};
 pub use run::RunRecord;
-pub use trainer::{train, TrainOutcome};
+pub use trainer::{train, SemanticInputs, TrainOutcome};

@@ -23,6 +23,9 @@ pub struct RunRecord {
     pub train: TrainConfig,
     pub groups: Groups,
     pub items: Vec<ItemEntry>,
+    /// The semantic set an LLM-ESR run was trained with (file and fingerprint).
+    #[serde(default)]
+    pub semantic: Option<String>,
     pub outcome: TrainOutcome,
     /// Test metrics with the best checkpoint, one report per protocol.
     pub test: Vec<EvalReport>,
@@ -43,17 +46,43 @@ impl RunRecord {
     pub fn manifest(&self) -> Manifest {
         Manifest {
             name: format!(
-                "{} {:?} {}",
+                "{} {} {}{} {}",
                 self.dataset,
-                self.model.backbone,
+                self.model.backbone.label(),
+                self.model.variant(),
+                self.ablation()
+                    .map(|a| format!(" ({a})"))
+                    .unwrap_or_default(),
                 self.model.mode.label()
-            )
-            .to_lowercase(),
+            ),
             dataset: self.dataset.clone(),
             model: self.model.clone(),
             items: self.items.clone(),
             item_tail_cut: self.groups.item_cut,
         }
+    }
+
+    /// How an LLM-ESR run departs from the method, for report rows: `None` for the method itself
+    /// and for base models.
+    pub fn ablation(&self) -> Option<String> {
+        let sem = self.model.semantic.as_ref()?;
+        let mut parts = Vec::new();
+        if self.train.distill_weight == 0.0 {
+            parts.push("no-sd");
+        }
+        match sem.views {
+            crate::model::Views::Collaborative => parts.push("no-semantic"),
+            crate::model::Views::Semantic => parts.push("no-collaborative"),
+            crate::model::Views::Both if !sem.cross_attention => parts.push("no-cross"),
+            crate::model::Views::Both => {}
+        }
+        if sem.has_id_view() && self.train.id_init == crate::train::IdInit::Random {
+            parts.push("random-init");
+        }
+        if self.train.distill_weight > 0.0 && self.train.teacher == crate::train::Teacher::Cached {
+            parts.push("cached-teacher");
+        }
+        (!parts.is_empty()).then(|| parts.join("+"))
     }
 
     pub fn save(&self, dir: &Path) -> Result<()> {

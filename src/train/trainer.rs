@@ -3,13 +3,19 @@
 
 use super::adam::Adam;
 use super::config::TrainConfig;
+use super::config::{IdInit, Teacher};
+use super::distill::{masked_mse, Distiller};
 use super::run::{CHECKPOINT_FILE, RESUME_FILE};
-use super::sampler::{make_batch, trainable_users};
+use super::sampler::{
+    cloze_batch, last_item_batch, seq2seq_batch, trainable_users, ClozeSample, TrainBatch,
+};
 use crate::data::groups::Groups;
 use crate::data::{Dataset, Stage};
 use crate::eval::{evaluate, Protocol};
+use crate::model::batch::trim_common_padding;
 use crate::model::init::{seeded_init, snapshot};
-use crate::model::{ModelConfig, SasRec, SeqBatch};
+use crate::model::network::{FROZEN_TABLE, ID_TABLE};
+use crate::model::{Backbone, Mode, ModelConfig, SeqBatch, SeqRec, Visibility};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{VarBuilder, VarMap};
@@ -28,6 +34,9 @@ pub struct EpochLog {
     pub epoch: usize,
     pub loss: f64,
     pub train_seconds: f64,
+    /// Of `train_seconds`, the time spent encoding self-distillation teachers.
+    #[serde(default)]
+    pub teacher_seconds: f64,
     pub valid_ndcg10: f64,
 }
 
@@ -48,17 +57,17 @@ fn softplus(x: &Tensor) -> candle_core::Result<Tensor> {
     x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?
 }
 
-/// Mean BCE-with-logits of positives (label 1) and negatives (label 0) over positions with a target.
+/// Mean BCE-with-logits of positives (label 1) and negatives (label 0) over targets with a mask of
+/// 1; `hidden`, `pos` and `neg` vectors share one shape `[.., W]`.
 fn bce_loss(
-    model: &SasRec,
     hidden: &Tensor,
     pos: &Tensor,
     neg: &Tensor,
     mask: &Tensor,
 ) -> candle_core::Result<Tensor> {
-    let pos_logit = (hidden * model.embed_items(pos)?)?.sum(D::Minus1)?;
-    let neg_logit = (hidden * model.embed_items(neg)?)?.sum(D::Minus1)?;
-    let n = mask.sum_all()?;
+    let pos_logit = (hidden * pos)?.sum(D::Minus1)?;
+    let neg_logit = (hidden * neg)?.sum(D::Minus1)?;
+    let n = mask.sum_all()?.clamp(1f32, f32::MAX)?;
     let pos_loss = (softplus(&pos_logit.neg()?)? * mask)?.sum_all()?;
     let neg_loss = (softplus(&neg_logit)? * mask)?.sum_all()?;
     (pos_loss + neg_loss)?.broadcast_div(&n)
@@ -108,12 +117,24 @@ struct ResumeState {
 const STATE_TENSOR: &str = "state.json";
 
 /// Everything that must match for a resumed run to be the same run.
-fn fingerprint(data: &Dataset, model_cfg: &ModelConfig, cfg: &TrainConfig) -> String {
+fn fingerprint(
+    data: &Dataset,
+    model_cfg: &ModelConfig,
+    cfg: &TrainConfig,
+    semantic: Option<&SemanticInputs>,
+) -> String {
     serde_json::json!({
         "model": model_cfg,
         "batch_size": cfg.batch_size,
         "lr": cfg.lr,
         "seed": cfg.seed,
+        "distill_weight": cfg.distill_weight,
+        "distill_users": cfg.distill_users,
+        "teacher": cfg.teacher,
+        "id_init": cfg.id_init,
+        "mask_prob": cfg.mask_prob,
+        "bucket": cfg.bucket,
+        "semantic": semantic.map(|s| s.fingerprint.clone()),
         "users": data.n_users(),
         "items": data.n_items(),
         "interactions": data.n_interactions(),
@@ -167,18 +188,169 @@ fn prefixed(all: &HashMap<String, Tensor>, prefix: &str) -> HashMap<String, Tens
         .collect()
 }
 
+/// What LLM-ESR training needs beyond the interactions, lined up with the dataset's ids.
+pub struct SemanticInputs {
+    /// `[n_items, input_dim]`: row `i` is item `i + 1`.
+    pub items: Tensor,
+    /// Per user, dataset user indices, most similar first.
+    pub similar: Vec<Vec<u32>>,
+    pub fingerprint: String,
+}
+
+impl From<crate::semantic::Aligned> for SemanticInputs {
+    fn from(a: crate::semantic::Aligned) -> Self {
+        SemanticInputs {
+            items: a.items,
+            similar: a.similar,
+            fingerprint: a.fingerprint,
+        }
+    }
+}
+
+fn set_var(vars: &VarMap, name: &str, value: &Tensor) -> Result<()> {
+    let data = vars.data().lock().expect("var map lock poisoned");
+    let var = data
+        .get(name)
+        .ok_or_else(|| Error::Config(format!("the model has no variable {name}")))?;
+    if var.dims() != value.dims() {
+        return Err(Error::Config(format!(
+            "{name} has shape {:?}, the value {:?}",
+            var.dims(),
+            value.dims()
+        )));
+    }
+    var.set(value)?;
+    Ok(())
+}
+
+/// Pads a `[n, w]` table with a zero row in front (padding) and, for BERT4Rec, one behind (mask).
+fn with_special_rows(table: &Tensor, cfg: &ModelConfig) -> candle_core::Result<Tensor> {
+    let w = table.dim(1)?;
+    let zero = Tensor::zeros((1, w), table.dtype(), table.device())?;
+    let mut parts = vec![&zero, table];
+    if cfg.mask_token().is_some() {
+        parts.push(&zero);
+    }
+    Tensor::cat(&parts, 0)
+}
+
+/// Sets the frozen semantic table and, unless asked for random init, the PCA-initialised ID table.
+pub fn init_semantic(
+    vars: &VarMap,
+    cfg: &ModelConfig,
+    train: &TrainConfig,
+    semantic: &SemanticInputs,
+) -> Result<()> {
+    let Some(sem) = &cfg.semantic else {
+        return Ok(());
+    };
+    let (n, dim) = semantic.items.dims2()?;
+    if dim != sem.input_dim {
+        return Err(Error::Config(format!(
+            "the semantic table is {dim}-dimensional, the model expects {}",
+            sem.input_dim
+        )));
+    }
+    if sem.has_semantic_view() {
+        set_var(
+            vars,
+            FROZEN_TABLE,
+            &with_special_rows(&semantic.items, cfg)?,
+        )?;
+    }
+    if sem.has_id_view() && train.id_init == IdInit::Pca {
+        let flat = semantic.items.flatten_all()?.to_vec1::<f32>()?;
+        let pca = crate::semantic::pca::project(&flat, n, dim, cfg.hidden)?;
+        let pca = Tensor::from_vec(pca, (n, cfg.hidden), &Device::Cpu)?;
+        set_var(vars, ID_TABLE, &with_special_rows(&pca, cfg)?)?;
+    }
+    Ok(())
+}
+
+/// Training units of one epoch: users (SASRec, GRU4Rec) or two cloze samples per user (BERT4Rec),
+/// shuffled; with `bucket`, each window of batches is sorted by history length, cut into batches,
+/// and the batches of the epoch are shuffled.
+fn epoch_samples(
+    data: &Dataset,
+    cfg: &ModelConfig,
+    train: &TrainConfig,
+    users: &[usize],
+    rng: &mut SmallRng,
+) -> Vec<ClozeSample> {
+    let mut samples: Vec<ClozeSample> = users
+        .iter()
+        .map(|&user| ClozeSample {
+            user,
+            last_only: false,
+        })
+        .collect();
+    if cfg.backbone == Backbone::Bert4rec {
+        samples.extend(users.iter().map(|&user| ClozeSample {
+            user,
+            last_only: true,
+        }));
+    }
+    samples.shuffle(rng);
+    if !train.bucket {
+        return samples;
+    }
+    let len = |s: &ClozeSample| data.sequences[s.user].len().min(cfg.max_len + 3);
+    let mut batches: Vec<Vec<ClozeSample>> = Vec::new();
+    for window in samples.chunks(train.batch_size * super::config::BUCKET_WINDOW) {
+        let mut w = window.to_vec();
+        w.sort_by_key(len);
+        batches.extend(w.chunks(train.batch_size).map(<[ClozeSample]>::to_vec));
+    }
+    batches.shuffle(rng);
+    batches.concat()
+}
+
+fn host_batch(
+    data: &Dataset,
+    cfg: &ModelConfig,
+    train: &TrainConfig,
+    samples: &[ClozeSample],
+    rng: &mut SmallRng,
+) -> TrainBatch {
+    let users: Vec<usize> = samples.iter().map(|s| s.user).collect();
+    let mut host = match cfg.backbone {
+        Backbone::Sasrec => seq2seq_batch(data, &users, cfg.max_len, rng),
+        Backbone::Gru4rec => last_item_batch(data, &users, cfg.max_len, rng),
+        Backbone::Bert4rec => cloze_batch(data, samples, cfg.max_len, train.mask_prob, rng),
+    };
+    if cfg.mode == Mode::Corrected {
+        // Padding is masked, so columns that are padding in every row are dead work.
+        let before = host.inputs[0].len();
+        trim_common_padding(&mut host.inputs);
+        let cut = before - host.inputs[0].len();
+        if cut > 0 && host.positives.len() == users.len() * before {
+            let trim = |v: &[u32]| -> Vec<u32> {
+                v.chunks(before)
+                    .flat_map(|r| r[cut..].iter().copied())
+                    .collect()
+            };
+            host.positives = trim(&host.positives);
+            host.negatives = trim(&host.negatives);
+        }
+    }
+    host
+}
+
 /// Trains a model in `run_dir` and returns it with its best weights loaded. The best weights go to
 /// `checkpoint.safetensors` at every improvement; `resume.safetensors` holds the full state after
 /// every epoch, and `resume = true` continues from it (the result equals an uninterrupted run).
+/// LLM-ESR models (`model_cfg.semantic` set) need `semantic`.
+#[allow(clippy::too_many_arguments)]
 pub fn train(
     data: &Dataset,
     groups: &Groups,
     model_cfg: &ModelConfig,
     cfg: &TrainConfig,
+    semantic: Option<&SemanticInputs>,
     run_dir: &Path,
     progress: bool,
     resume: bool,
-) -> Result<(SasRec, HashMap<String, Tensor>, TrainOutcome)> {
+) -> Result<(SeqRec, HashMap<String, Tensor>, TrainOutcome)> {
     model_cfg.validate()?;
     cfg.validate()?;
     if model_cfg.n_items != data.n_items() {
@@ -188,25 +360,76 @@ pub fn train(
             data.n_items()
         )));
     }
+    let semantic =
+        match (&model_cfg.semantic, semantic) {
+            (Some(_), None) => return Err(Error::Config(
+                "an LLM-ESR model needs semantic embeddings (llmesr embed, then --semantic FILE)"
+                    .into(),
+            )),
+            (None, _) => None,
+            (Some(_), Some(s)) => Some(s),
+        };
+    if let Some(s) = semantic {
+        if s.items.dim(0)? != data.n_items() || s.similar.len() != data.n_users() {
+            return Err(Error::Config(format!(
+                "semantic inputs cover {} items and {} users, the dataset {} and {}",
+                s.items.dim(0)?,
+                s.similar.len(),
+                data.n_items(),
+                data.n_users()
+            )));
+        }
+    }
+    let distill_weight = if semantic.is_some() {
+        cfg.distill_weight
+    } else {
+        0.0
+    };
+    if distill_weight > 0.0
+        && cfg.teacher == Teacher::Cached
+        && model_cfg.backbone == Backbone::Bert4rec
+    {
+        return Err(Error::Config(
+            "the cached teacher needs the training input to be the sequence the teacher encodes; BERT4Rec masks its inputs, so use --teacher fresh".into(),
+        ));
+    }
     let users = trainable_users(data);
     if users.is_empty() {
         return Err(Error::Dataset(
             "no user has two or more training items".into(),
         ));
     }
+    let mut distiller = match semantic {
+        Some(s) if distill_weight > 0.0 => Some(Distiller::new(
+            data,
+            &s.similar,
+            cfg.distill_users,
+            cfg.teacher,
+        )?),
+        _ => None,
+    };
     let checkpoint = run_dir.join(CHECKPOINT_FILE);
     let resume_path = run_dir.join(RESUME_FILE);
     let device = Device::Cpu;
     let vars = VarMap::new();
-    let model = SasRec::new(
+    let model = SeqRec::new(
         model_cfg,
         VarBuilder::from_varmap(&vars, DType::F32, &device),
     )?;
     seeded_init(&vars, cfg.seed)?;
-    let var_map: HashMap<String, candle_core::Var> =
-        vars.data().lock().expect("var map lock poisoned").clone();
-    let mut opt = Adam::new(&var_map, cfg.lr)?;
-    let fp = fingerprint(data, model_cfg, cfg);
+    if let Some(s) = semantic {
+        init_semantic(&vars, model_cfg, cfg, s)?;
+    }
+    let trainable: HashMap<String, candle_core::Var> = vars
+        .data()
+        .lock()
+        .expect("var map lock poisoned")
+        .iter()
+        .filter(|(k, _)| k.as_str() != FROZEN_TABLE)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut opt = Adam::new(&trainable, cfg.lr)?;
+    let fp = fingerprint(data, model_cfg, cfg, semantic);
     let mut state = ResumeState {
         fingerprint: fp.clone(),
         epochs_done: 0,
@@ -231,14 +454,14 @@ pub fn train(
         resumed_after = Some(saved.epochs_done);
         state = saved;
     }
-    let n_batches = users.len().div_ceil(cfg.batch_size);
+    let visibility = Visibility::of(model_cfg);
     for epoch in state.epochs_done + 1..=cfg.epochs {
         if state.epochs_done > 0 && state.epochs_done - state.best_epoch >= cfg.patience {
             break;
         }
         let mut rng = epoch_rng(cfg.seed, epoch);
-        let mut order = users.clone();
-        order.shuffle(&mut rng);
+        let samples = epoch_samples(data, model_cfg, cfg, &users, &mut rng);
+        let n_batches = samples.len().div_ceil(cfg.batch_size);
         let bar = if progress {
             ProgressBar::new(n_batches as u64)
         } else {
@@ -252,16 +475,40 @@ pub fn train(
         );
         bar.set_prefix(epoch.to_string());
         let start = Instant::now();
+        let mut teacher_seconds = 0.0;
         let (mut loss_sum, mut seen) = (0.0, 0usize);
-        for chunk in order.chunks(cfg.batch_size) {
-            let host = make_batch(data, chunk, model_cfg.max_len, &mut rng);
-            let batch = SeqBatch::new(&host.inputs, model_cfg.mode, &device)?;
-            let shape = (batch.batch, batch.len);
-            let pos = Tensor::from_vec(host.positives, shape, &device)?;
+        for chunk in samples.chunks(cfg.batch_size) {
+            let host = host_batch(data, model_cfg, cfg, chunk, &mut rng);
+            let batch = SeqBatch::new(&host.inputs, visibility, &device)?;
+            let tables = model.item_tables()?;
+            let hidden = model.encode(&tables, &batch, false, Some(&mut rng))?;
+            let per_position = host.positives.len() == batch.batch * batch.len;
+            let (hidden_rec, shape) = if per_position {
+                (hidden.clone(), vec![batch.batch, batch.len])
+            } else {
+                (hidden.squeeze(1)?, vec![batch.batch])
+            };
+            let pos = Tensor::from_vec(host.positives, shape.clone(), &device)?;
             let neg = Tensor::from_vec(host.negatives, shape, &device)?;
             let mask = pos.ne(0u32)?.to_dtype(DType::F32)?;
-            let hidden = model.forward(&batch, Some(&mut rng))?;
-            let loss = bce_loss(&model, &hidden, &pos, &neg, &mask)?;
+            let mut loss = bce_loss(
+                &hidden_rec,
+                &SeqRec::lookup(&tables, &pos)?,
+                &SeqRec::lookup(&tables, &neg)?,
+                &mask,
+            )?;
+            if let Some(d) = distiller.as_mut() {
+                let chunk_users: Vec<usize> = chunk.iter().map(|s| s.user).collect();
+                let student = hidden.narrow(1, hidden.dim(1)? - 1, 1)?.squeeze(1)?;
+                let t0 = Instant::now();
+                let teacher = d.teacher(&model, &tables, data, &chunk_users, &mut rng)?;
+                teacher_seconds += t0.elapsed().as_secs_f64();
+                if let Some((t, m)) = teacher {
+                    let mse = masked_mse(&student, &t, &m)?;
+                    loss = (loss + (mse * distill_weight)?)?;
+                }
+                d.record(&chunk_users, &student)?;
+            }
             opt.backward_step(&loss)?;
             let l = loss.to_scalar::<f32>()? as f64;
             if !l.is_finite() {
@@ -293,9 +540,14 @@ pub fn train(
         let improved = ndcg > state.best_valid_ndcg10;
         if progress {
             eprintln!(
-                "epoch {epoch:>3}  loss {:.4}  {:.1}s  valid NDCG@10 (full) {ndcg:.4}{}",
+                "epoch {epoch:>3}  loss {:.4}  {:.1}s{}  valid NDCG@10 (full) {ndcg:.4}{}",
                 loss_sum / seen as f64,
                 train_seconds,
+                if teacher_seconds > 0.0 {
+                    format!(" (teacher {teacher_seconds:.1}s)")
+                } else {
+                    String::new()
+                },
                 if improved { "  *best" } else { "" }
             );
         }
@@ -303,6 +555,7 @@ pub fn train(
             epoch,
             loss: loss_sum / seen as f64,
             train_seconds,
+            teacher_seconds,
             valid_ndcg10: ndcg,
         });
         if improved {

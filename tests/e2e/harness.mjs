@@ -52,8 +52,13 @@ export async function launch() {
   });
 }
 
-/** The single bundle the site was built with, from its manifest. */
-export function siteBundle() {
+/** Every bundle the site was built with, from its manifest: `[{name, file, path}]`. */
+export function siteBundles() {
   const manifest = JSON.parse(fs.readFileSync(path.join(SITE, 'bundles/manifest.json'), 'utf8'));
-  return path.join(SITE, 'bundles', manifest.bundles[0].file);
+  return manifest.bundles.map((b) => ({ ...b, path: path.join(SITE, 'bundles', b.file) }));
+}
+
+/** The first bundle on the site (the trained base model the other browser tests use). */
+export function siteBundle() {
+  return siteBundles()[0].path;
 }

@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import { BIN, SITE, serve, launch, siteBundle } from './harness.mjs';
+import { BIN, SITE, serve, launch, siteBundle, siteBundles } from './harness.mjs';
 
 let server, browser, page;
 const bundlePath = siteBundle();
@@ -30,8 +30,8 @@ after(async () => {
   await server?.close();
 });
 
-function native(session, k) {
-  const out = execFileSync(BIN, ['recommend', '--bundle', bundlePath, '--session', session.join(','),
+function native(session, k, bundle = bundlePath) {
+  const out = execFileSync(BIN, ['recommend', '--bundle', bundle, '--session', session.join(','),
     '--k', String(k), '--json'], { encoding: 'utf8' });
   return JSON.parse(out);
 }
@@ -98,4 +98,33 @@ test('k larger than the catalogue returns every other item, sorted', async () =>
   assert.equal(all.length, n - 2);
   for (let i = 1; i < all.length; i++) assert.ok(all[i - 1].score >= all[i].score);
   assert.ok(fs.existsSync(bundlePath));
+});
+
+test('every bundle on the site (each backbone, base and LLM-ESR) matches native', async () => {
+  const bundles = siteBundles();
+  const names = bundles.map((b) => b.name).join(' ');
+  for (const kind of ['sasrec', 'gru4rec', 'bert4rec']) {
+    assert.match(names, new RegExp(`${kind}-llmesr`), `an LLM-ESR ${kind} bundle is on the site`);
+  }
+  for (const b of bundles) {
+    const info = await page.evaluate(async (url) => {
+      const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+      window.other = new window.mod.Recommender(bytes);
+      return { n: window.other.numItems, info: window.other.info() };
+    }, '/bundles/' + b.file);
+    const n = info.n;
+    const sessions = [[1], [2, 3, 4], Array.from({ length: 230 }, (_, i) => 1 + ((i * 13) % n))];
+    for (const s of sessions) {
+      const want = native(s, 10, b.path);
+      const got = await page.evaluate(([s]) => window.other.recommend(s, 10), [s]);
+      assert.deepEqual(got.map((r) => r.id), want.map((r) => r.id), `${b.name}: ids for ${s.slice(0, 4)}`);
+      for (let i = 0; i < 10; i++) {
+        assert.ok(Math.abs(got[i].score - want[i].score) <= 1e-4,
+          `${b.name} score ${i}: browser ${got[i].score} native ${want[i].score}`);
+      }
+    }
+    if (/llmesr/.test(b.name)) {
+      assert.ok(info.info.model.semantic?.folded, `${b.name} carries the folded semantic table`);
+    }
+  }
 });

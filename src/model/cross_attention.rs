@@ -1,0 +1,52 @@
+//! The cross-attention between the two item views (`Multi_CrossAttention` in the reference):
+//! bias-free Q/K/V projections, padding keys hidden, a biased output projection. Its output replaces
+//! the query view's embeddings; there is no residual and no LayerNorm around it.
+
+use candle_core::{Result, Tensor};
+use candle_nn::{linear, linear_no_bias, Linear, Module, VarBuilder};
+
+pub struct CrossAttention {
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
+    n_heads: usize,
+    head_dim: usize,
+}
+
+impl CrossAttention {
+    pub fn new(hidden: usize, n_heads: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(CrossAttention {
+            q: linear_no_bias(hidden, hidden, vb.pp("q"))?,
+            k: linear_no_bias(hidden, hidden, vb.pp("k"))?,
+            v: linear_no_bias(hidden, hidden, vb.pp("v"))?,
+            out: linear(hidden, hidden, vb.pp("out"))?,
+            n_heads,
+            head_dim: hidden / n_heads,
+        })
+    }
+
+    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
+        let (b, l, _) = x.dims3()?;
+        x.reshape((b, l, self.n_heads, self.head_dim))?
+            .transpose(1, 2)?
+            .contiguous()
+    }
+
+    /// # Shapes
+    /// `query` `[B, L, d]` (one view), `kv` `[B, L, d]` (the other), `bias` `[B, 1, 1, L]` (padding
+    /// keys) or `[B, 1, L, L]` (padding and future keys) → `[B, L, d]`.
+    pub fn forward(&self, query: &Tensor, kv: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        let (b, l, d) = query.dims3()?;
+        let q = self.split_heads(&self.q.forward(query)?)?;
+        let k = self.split_heads(&self.k.forward(kv)?)?;
+        let v = self.split_heads(&self.v.forward(kv)?)?;
+        // The reference fills masked scores with -1e9 before scaling; adding the bias first gives
+        // the same softmax (masked weights underflow to zero either way).
+        let scores = q.matmul(&k.t()?)?.broadcast_add(bias)?;
+        let scores = (scores * (1.0 / (self.head_dim as f64).sqrt()))?;
+        let weights = super::ops::softmax_last(&scores)?;
+        let ctx = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, l, d))?;
+        self.out.forward(&ctx)
+    }
+}

@@ -1,0 +1,188 @@
+//! Retrieval-augmented self-distillation (`LLM-ESR/models/LLMESR.py`): each user's representation
+//! is pulled, by MSE, toward the detached mean representation of its most similar users, where
+//! similarity was measured on language-model embeddings of the users' histories.
+
+use super::config::Teacher;
+use super::sampler::user_input;
+use crate::data::Dataset;
+use crate::model::{Mode, SeqBatch, SeqRec, Visibility};
+use crate::{Error, Result};
+use candle_core::{DType, Device, Tensor};
+use rand::rngs::SmallRng;
+use std::collections::HashMap;
+
+/// Sequences per teacher forward pass; bounds the memory of the attention scores.
+const TEACHER_CHUNK: usize = 256;
+
+pub struct Distiller {
+    /// Per user, the first `k` similar users that have a training sequence to encode.
+    similar: Vec<Vec<u32>>,
+    teacher: Teacher,
+    /// Cached teacher only: the latest representation of each user, `[U][W]`.
+    cache: Vec<Option<Vec<f32>>>,
+}
+
+impl Distiller {
+    /// `similar[u]` lists user indices, most similar first (the user itself may appear; it is
+    /// skipped by index rather than assumed to be in column 0).
+    pub fn new(data: &Dataset, similar: &[Vec<u32>], k: usize, teacher: Teacher) -> Result<Self> {
+        if similar.len() != data.n_users() {
+            return Err(Error::Config(format!(
+                "similar-user lists cover {} users, the dataset has {}",
+                similar.len(),
+                data.n_users()
+            )));
+        }
+        let usable = |v: usize| {
+            v < data.n_users() && crate::data::split::train_part(&data.sequences[v]).len() >= 2
+        };
+        let similar = similar
+            .iter()
+            .enumerate()
+            .map(|(u, list)| {
+                list.iter()
+                    .copied()
+                    .filter(|&v| v as usize != u && usable(v as usize))
+                    .take(k)
+                    .collect()
+            })
+            .collect();
+        Ok(Distiller {
+            similar,
+            teacher,
+            cache: vec![None; data.n_users()],
+        })
+    }
+
+    /// The teacher for each user of a batch, `[B, W]`, and a `[B, 1]` mask of users that have one.
+    pub fn teacher(
+        &self,
+        model: &SeqRec,
+        tables: &[Tensor],
+        data: &Dataset,
+        users: &[usize],
+        rng: &mut SmallRng,
+    ) -> Result<Option<(Tensor, Tensor)>> {
+        let device = Device::Cpu;
+        let width = model.config().hidden * model.config().n_views();
+        let mut rows: Vec<f32> = Vec::with_capacity(users.len() * width);
+        let mut mask = Vec::with_capacity(users.len());
+        match self.teacher {
+            Teacher::Fresh => {
+                // Encode each distinct similar user once per step.
+                let mut index: HashMap<u32, usize> = HashMap::new();
+                let mut order: Vec<u32> = Vec::new();
+                for &u in users {
+                    for &v in &self.similar[u] {
+                        index.entry(v).or_insert_with(|| {
+                            order.push(v);
+                            order.len() - 1
+                        });
+                    }
+                }
+                if order.is_empty() {
+                    return Ok(None);
+                }
+                // Length-sorted chunks let corrected mode trim almost all padding (exact: padding
+                // is masked there); the map is rebuilt for the new order.
+                order.sort_by_key(|&v| user_input(data, v as usize).len());
+                for (i, &v) in order.iter().enumerate() {
+                    index.insert(v, i);
+                }
+                let cfg = model.config();
+                let mut reps: Vec<f32> = Vec::with_capacity(order.len() * width);
+                for chunk in order.chunks(TEACHER_CHUNK) {
+                    let mut padded: Vec<Vec<u32>> = chunk
+                        .iter()
+                        .map(|&v| {
+                            crate::data::split::pad_left(user_input(data, v as usize), cfg.max_len)
+                        })
+                        .collect();
+                    if cfg.mode == Mode::Corrected {
+                        crate::model::batch::trim_common_padding(&mut padded);
+                    }
+                    let batch = SeqBatch::new(&padded, Visibility::of(cfg), &device)?;
+                    let r = model.user_repr(tables, &batch, Some(rng))?.detach();
+                    reps.extend(r.flatten_all()?.to_vec1::<f32>()?);
+                }
+                for &u in users {
+                    let sims = &self.similar[u];
+                    mask.push(if sims.is_empty() { 0f32 } else { 1.0 });
+                    let mut mean = vec![0f32; width];
+                    for &v in sims {
+                        let at = index[&v] * width;
+                        for (m, x) in mean.iter_mut().zip(&reps[at..at + width]) {
+                            *m += x / sims.len() as f32;
+                        }
+                    }
+                    rows.extend(mean);
+                }
+            }
+            Teacher::Cached => {
+                for &u in users {
+                    let cached: Vec<&Vec<f32>> = self.similar[u]
+                        .iter()
+                        .filter_map(|&v| self.cache[v as usize].as_ref())
+                        .collect();
+                    mask.push(if cached.is_empty() { 0f32 } else { 1.0 });
+                    let mut mean = vec![0f32; width];
+                    for c in &cached {
+                        for (m, x) in mean.iter_mut().zip(c.iter()) {
+                            *m += x / cached.len() as f32;
+                        }
+                    }
+                    rows.extend(mean);
+                }
+            }
+        }
+        if mask.iter().all(|&m| m == 0.0) {
+            return Ok(None);
+        }
+        let b = users.len();
+        Ok(Some((
+            Tensor::from_vec(rows, (b, width), &device)?,
+            Tensor::from_vec(mask, (b, 1), &device)?,
+        )))
+    }
+
+    /// Cached teacher: remember the (detached) representations just computed for `users`.
+    pub fn record(&mut self, users: &[usize], student: &Tensor) -> Result<()> {
+        if self.teacher != Teacher::Cached {
+            return Ok(());
+        }
+        let rows: Vec<Vec<f32>> = student.detach().to_dtype(DType::F32)?.to_vec2()?;
+        for (&u, r) in users.iter().zip(rows) {
+            self.cache[u] = Some(r);
+        }
+        Ok(())
+    }
+}
+
+/// Mean squared error over the masked rows (the reference's `MSELoss`, mean over B × W).
+pub fn masked_mse(
+    student: &Tensor,
+    teacher: &Tensor,
+    mask: &Tensor,
+) -> candle_core::Result<Tensor> {
+    let width = student.dim(1)? as f64;
+    let sq = (student - teacher)?.sqr()?.broadcast_mul(mask)?.sum_all()?;
+    sq.broadcast_div(&(mask.sum_all()? * width)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Var;
+
+    #[test]
+    fn mse_gradient_reaches_the_student_only_where_masked() {
+        let x = Var::from_slice(&[1.0f32, 2.0, 3.0, 4.0], (2, 2), &Device::Cpu).unwrap();
+        let t = Tensor::zeros((2, 2), DType::F32, &Device::Cpu).unwrap();
+        let m = Tensor::new(&[[1f32], [0.0]], &Device::Cpu).unwrap();
+        let loss = masked_mse(x.as_tensor(), &t, &m).unwrap();
+        assert_eq!(loss.to_scalar::<f32>().unwrap(), 2.5);
+        let g = loss.backward().unwrap();
+        let g: Vec<Vec<f32>> = g.get(x.as_tensor()).unwrap().to_vec2().unwrap();
+        assert_eq!(g, vec![vec![1.0, 2.0], vec![0.0, 0.0]]);
+    }
+}
