@@ -12,6 +12,8 @@ pub mod data;
 pub mod error;
 pub mod eval;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod figure;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod fsio;
 pub mod model;
 pub mod recommend;

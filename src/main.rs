@@ -87,6 +87,20 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Draw NDCG@10 by item-popularity and user-history-length bucket for trained runs (SVG), and
+    /// print the numbers as JSON.
+    Figure {
+        /// The dataset folder the runs were trained on.
+        #[arg(long)]
+        data: PathBuf,
+        /// Run folders to compare (e.g. base, then LLM-ESR); repeat the flag.
+        #[arg(long = "run", required = true, num_args = 1)]
+        runs: Vec<PathBuf>,
+        #[arg(long, default_value_t = 5)]
+        buckets: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Print the rows of a quality report (reports/quality.json) as Markdown tables.
     Report {
         #[arg(long, default_value = "reports/quality.json")]
@@ -637,6 +651,79 @@ fn cmd_export(run: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
+fn cmd_figure(data_dir: &Path, runs: &[PathBuf], n: usize, out: &Path) -> Result<()> {
+    use llm_esr::eval::buckets::by_quantile;
+    use llm_esr::figure::Series;
+    if n == 0 {
+        anyhow::bail!("--buckets must be at least 1");
+    }
+    let raw = data::load_dir(data_dir)?;
+    let mut series = Vec::new();
+    let mut dataset_name = String::new();
+    for run in runs {
+        let record = RunRecord::load(run)?;
+        let dataset = Dataset::from_raw(&raw, &record.filter)?;
+        if dataset.n_items() != record.model.n_items {
+            anyhow::bail!(
+                "{} was trained on {} items; {} gives {}",
+                run.display(),
+                record.model.n_items,
+                data_dir.display(),
+                dataset.n_items()
+            );
+        }
+        let weights = llm_esr::train::trainer::load_checkpoint(&run.join(CHECKPOINT_FILE))?;
+        let vb = candle_nn::VarBuilder::from_tensors(
+            weights,
+            candle_core::DType::F32,
+            &candle_core::Device::Cpu,
+        );
+        let model = llm_esr::model::SeqRec::new(&record.model, vb)
+            .with_context(|| format!("{} does not match its run.json", run.display()))?;
+        let ranked = llm_esr::eval::rank_all(
+            &model,
+            &dataset,
+            Stage::Test,
+            Protocol::Full,
+            record.train.seed,
+            256,
+        )?;
+        let pop = &record.groups.item_popularity;
+        let label = format!(
+            "{} {}{}",
+            record.model.backbone.label(),
+            record.model.variant(),
+            record
+                .ablation()
+                .map(|a| format!(" ({a})"))
+                .unwrap_or_default()
+        );
+        series.push(Series {
+            label,
+            popularity: by_quantile(
+                "item popularity",
+                &ranked,
+                |r| pop[r.target as usize] as u64,
+                n,
+            ),
+            length: by_quantile("history length", &ranked, |r| r.input_len as u64, n),
+        });
+        dataset_name = record.dataset.clone();
+    }
+    let svg = llm_esr::figure::svg(
+        &format!("{dataset_name}: NDCG@10 on the test split, full ranking"),
+        &series,
+    )?;
+    llm_esr::fsio::write_atomic(out, svg.as_bytes())?;
+    let numbers: Vec<_> = series
+        .iter()
+        .map(|s| serde_json::json!({"model": s.label, "popularity": s.popularity, "length": s.length}))
+        .collect();
+    println!("{}", serde_json::to_string_pretty(&numbers)?);
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
 fn cmd_recommend(
     bundle: &Path,
     session: &[u32],
@@ -737,6 +824,12 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("wrote {} ({} bytes)", out.display(), bytes.len());
             Ok(())
         }
+        Command::Figure {
+            data,
+            runs,
+            buckets,
+            out,
+        } => cmd_figure(&data, &runs, buckets, &out),
         Command::Report { input } => {
             let rows: Vec<report::QualityRow> =
                 serde_json::from_slice(&llm_esr::fsio::read(&input)?)

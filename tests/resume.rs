@@ -1,6 +1,9 @@
 //! A training run killed with SIGKILL in the middle of an epoch resumes with `--resume` and ends with
-//! exactly the weights of an uninterrupted run; what was on disk at the kill is intact.
+//! exactly the weights of an uninterrupted run; what was on disk at the kill is intact. Checked for a
+//! base model and for LLM-ESR with the cached teacher (whose cache is part of the resume state), the
+//! latter on a semantic set imported from `.npy`.
 
+use npyz::WriterBuilder;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -31,7 +34,45 @@ fn write_data(dir: &Path) {
     std::fs::write(dir.join("inter.txt"), s).unwrap();
 }
 
-fn train_cmd(data: &Path, out: &Path) -> Command {
+/// An 80 × 40 item table in the reference's `.npy` layout, keyed by `keys.txt`, imported with
+/// `llmesr embed --items-npy`; returns the semantic set's path.
+fn semantic_set(dir: &Path, data: &Path) -> std::path::PathBuf {
+    let values: Vec<f32> = (0..80 * 40)
+        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+        .collect();
+    let npy = dir.join("items.npy");
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&[80, 40])
+        .writer(std::fs::File::create(&npy).unwrap())
+        .begin_nd()
+        .unwrap();
+    w.extend(values).unwrap();
+    w.finish().unwrap();
+    let keys: String = (1..=80).map(|i| format!("i{i}\n")).collect();
+    std::fs::write(dir.join("keys.txt"), keys).unwrap();
+    let out = dir.join("semantic.safetensors");
+    let status = Command::new(BIN)
+        .args(["embed", "--quiet", "--similar", "20"])
+        .arg("--data")
+        .arg(data)
+        .arg("--items-npy")
+        .arg(&npy)
+        .arg("--npy-item-keys")
+        .arg(dir.join("keys.txt"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    out
+}
+
+fn train_cmd(data: &Path, out: &Path, extra: &[String]) -> Command {
     let mut c = Command::new(BIN);
     c.args([
         "train",
@@ -56,7 +97,8 @@ fn train_cmd(data: &Path, out: &Path) -> Command {
     .arg("--data")
     .arg(data)
     .arg("--out")
-    .arg(out);
+    .arg(out)
+    .args(extra);
     c
 }
 
@@ -73,11 +115,38 @@ fn weights(path: &Path) -> Vec<(String, Vec<f32>)> {
 
 #[test]
 fn sigkill_then_resume_equals_uninterrupted() {
+    kill_and_resume(false);
+}
+
+#[test]
+fn sigkill_then_resume_equals_uninterrupted_for_llmesr_with_cached_teacher() {
+    kill_and_resume(true);
+}
+
+fn kill_and_resume(llmesr: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
     write_data(&data);
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let extra: Vec<String> = if llmesr {
+        let set = semantic_set(tmp.path(), &data);
+        [
+            "--variant",
+            "llmesr",
+            "--teacher",
+            "cached",
+            "--bucket",
+            "--semantic",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([set.display().to_string()])
+        .collect()
+    } else {
+        Vec::new()
+    };
+    let train_cmd = |data: &Path, out: &Path| train_cmd(data, out, &extra);
 
     let status = train_cmd(&data, &a).output().unwrap();
     assert!(

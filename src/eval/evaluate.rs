@@ -72,22 +72,26 @@ fn rank_of(scores: &[f32], target: u32, candidates: impl Iterator<Item = u32>) -
         .count()
 }
 
-/// Evaluates `scorer` on every user at `stage`.
-pub fn evaluate(
+/// One evaluated user: the length of its input history, its target and the target's 0-based rank.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Ranked {
+    pub input_len: usize,
+    pub target: u32,
+    pub rank: usize,
+}
+
+/// The target's rank for every user at `stage`, in user order.
+pub fn rank_all(
     scorer: &dyn Scorer,
     data: &Dataset,
-    groups: &Groups,
     stage: Stage,
     protocol: Protocol,
     seed: u64,
     batch_size: usize,
-) -> Result<EvalReport> {
+) -> Result<Vec<Ranked>> {
     let n_items = data.n_items() as u32;
     let mut rng = SmallRng::seed_from_u64(seed);
-    let mut acc: BTreeMap<String, Accum> = GROUPS
-        .iter()
-        .map(|g| (g.to_string(), Accum::default()))
-        .collect();
+    let mut out = Vec::with_capacity(data.n_users());
     for chunk in data.sequences.chunks(batch_size.max(1)) {
         let cases: Vec<(&[u32], u32)> = chunk.iter().map(|s| eval_case(s, stage)).collect();
         let inputs: Vec<&[u32]> = cases.iter().map(|c| c.0).collect();
@@ -116,19 +120,43 @@ pub fn evaluate(
                     rank_of(scores, *target, negs.into_iter())
                 }
             };
-            let item_group = if groups.is_tail_item(*target) {
-                "tail_item"
-            } else {
-                "head_item"
-            };
-            let user_group = if groups.is_tail_user(input.len()) {
-                "tail_user"
-            } else {
-                "head_user"
-            };
-            for g in ["overall", item_group, user_group] {
-                acc.get_mut(g).expect("group names are fixed").add(rank);
-            }
+            out.push(Ranked {
+                input_len: input.len(),
+                target: *target,
+                rank,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Evaluates `scorer` on every user at `stage`.
+pub fn evaluate(
+    scorer: &dyn Scorer,
+    data: &Dataset,
+    groups: &Groups,
+    stage: Stage,
+    protocol: Protocol,
+    seed: u64,
+    batch_size: usize,
+) -> Result<EvalReport> {
+    let mut acc: BTreeMap<String, Accum> = GROUPS
+        .iter()
+        .map(|g| (g.to_string(), Accum::default()))
+        .collect();
+    for r in rank_all(scorer, data, stage, protocol, seed, batch_size)? {
+        let item_group = if groups.is_tail_item(r.target) {
+            "tail_item"
+        } else {
+            "head_item"
+        };
+        let user_group = if groups.is_tail_user(r.input_len) {
+            "tail_user"
+        } else {
+            "head_user"
+        };
+        for g in ["overall", item_group, user_group] {
+            acc.get_mut(g).expect("group names are fixed").add(r.rank);
         }
     }
     Ok(EvalReport {

@@ -1,13 +1,14 @@
 //! Evaluation: ranking metrics, the full-ranking and sampled protocols, the most-popular floor and
 //! result rows for `reports/quality.json`.
 
+pub mod buckets;
 pub mod evaluate;
 pub mod metrics;
 mod model_scorer;
 pub mod popularity;
 pub mod report;
 
-pub use evaluate::{evaluate, EvalReport, Protocol, Scorer};
+pub use evaluate::{evaluate, rank_all, EvalReport, Protocol, Ranked, Scorer};
 pub use metrics::Accum;
 pub use popularity::MostPopular;
 pub use report::QualityRow;

@@ -158,6 +158,46 @@ impl Distiller {
     }
 }
 
+impl Distiller {
+    /// The cached teacher's table for resume files: `[U, W]` values and a `[U]` u8 mask of users
+    /// that have one (`None` when nothing is cached).
+    pub fn cache_state(&self, width: usize) -> Result<Option<(Tensor, Tensor)>> {
+        if self.teacher != Teacher::Cached {
+            return Ok(None);
+        }
+        let n = self.cache.len();
+        let mut values = vec![0f32; n * width];
+        let mut present = vec![0u8; n];
+        for (u, row) in self.cache.iter().enumerate() {
+            if let Some(r) = row {
+                values[u * width..(u + 1) * width].copy_from_slice(r);
+                present[u] = 1;
+            }
+        }
+        Ok(Some((
+            Tensor::from_vec(values, (n, width), &Device::Cpu)?,
+            Tensor::from_vec(present, n, &Device::Cpu)?,
+        )))
+    }
+
+    /// Restores what [`Distiller::cache_state`] saved.
+    pub fn restore_cache(&mut self, values: &Tensor, present: &Tensor) -> Result<()> {
+        let rows: Vec<Vec<f32>> = values.to_vec2()?;
+        let present: Vec<u8> = present.to_vec1()?;
+        if rows.len() != self.cache.len() || present.len() != self.cache.len() {
+            return Err(Error::Config(format!(
+                "resume state caches {} users, the dataset has {}",
+                rows.len(),
+                self.cache.len()
+            )));
+        }
+        for ((slot, row), p) in self.cache.iter_mut().zip(rows).zip(present) {
+            *slot = (p == 1).then_some(row);
+        }
+        Ok(())
+    }
+}
+
 /// Mean squared error over the masked rows (the reference's `MSELoss`, mean over B × W).
 pub fn masked_mse(
     student: &Tensor,

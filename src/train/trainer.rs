@@ -115,6 +115,8 @@ struct ResumeState {
 }
 
 const STATE_TENSOR: &str = "state.json";
+const CACHE_VALUES: &str = "distill.cache";
+const CACHE_PRESENT: &str = "distill.present";
 
 /// Everything that must match for a resumed run to be the same run.
 fn fingerprint(
@@ -154,6 +156,7 @@ fn save_resume(
     vars: &VarMap,
     best: &HashMap<String, Tensor>,
     opt: &Adam,
+    teacher_cache: Option<(Tensor, Tensor)>,
 ) -> Result<()> {
     let mut all: HashMap<String, Tensor> = snapshot(vars)?
         .into_iter()
@@ -161,6 +164,10 @@ fn save_resume(
         .collect();
     all.extend(best.iter().map(|(k, v)| (format!("best.{k}"), v.clone())));
     all.extend(opt.state());
+    if let Some((values, present)) = teacher_cache {
+        all.insert(CACHE_VALUES.into(), values);
+        all.insert(CACHE_PRESENT.into(), present);
+    }
     let json = serde_json::to_vec(state).map_err(|e| Error::Config(e.to_string()))?;
     let n = json.len();
     all.insert(
@@ -451,6 +458,11 @@ pub fn train(
         restore(&vars, &prefixed(&all, "w."))?;
         opt.restore(&all, saved.adam_step)?;
         best_weights = prefixed(&all, "best.");
+        if let Some(d) = distiller.as_mut() {
+            if let (Some(v), Some(p)) = (all.get(CACHE_VALUES), all.get(CACHE_PRESENT)) {
+                d.restore_cache(v, p)?;
+            }
+        }
         resumed_after = Some(saved.epochs_done);
         state = saved;
     }
@@ -566,7 +578,13 @@ pub fn train(
         }
         state.epochs_done = epoch;
         state.adam_step = opt.step_count();
-        save_resume(&resume_path, &state, &vars, &best_weights, &opt)?;
+        let width = model_cfg.hidden * model_cfg.n_views();
+        let cache = distiller
+            .as_ref()
+            .map(|d| d.cache_state(width))
+            .transpose()?
+            .flatten();
+        save_resume(&resume_path, &state, &vars, &best_weights, &opt, cache)?;
     }
     if best_weights.is_empty() {
         return Err(Error::Config("no epoch was trained".into()));
