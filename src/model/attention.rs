@@ -6,6 +6,14 @@ use candle_core::{Result, Tensor};
 use candle_nn::{linear, Linear, Module, VarBuilder};
 use rand::rngs::SmallRng;
 
+/// `[B, L, d]` → `[B, H, L, d/H]`; shared by self- and cross-attention.
+pub fn split_heads(x: &Tensor, n_heads: usize, head_dim: usize) -> Result<Tensor> {
+    let (b, l, _) = x.dims3()?;
+    x.reshape((b, l, n_heads, head_dim))?
+        .transpose(1, 2)?
+        .contiguous()
+}
+
 pub struct MultiHeadAttention {
     q: Linear,
     k: Linear,
@@ -29,12 +37,8 @@ impl MultiHeadAttention {
         })
     }
 
-    /// `[B, L, d]` → `[B, H, L, d/H]`.
     fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, l, _) = x.dims3()?;
-        x.reshape((b, l, self.n_heads, self.head_dim))?
-            .transpose(1, 2)?
-            .contiguous()
+        split_heads(x, self.n_heads, self.head_dim)
     }
 
     /// # Shapes

@@ -20,8 +20,12 @@ pub enum Visibility {
 
 impl Visibility {
     pub fn of(cfg: &ModelConfig) -> Self {
+        let cross = cfg.semantic.as_ref().is_some_and(|s| s.uses_cross());
         match (cfg.mode, cfg.backbone) {
             (Mode::Faithful, _) => Visibility::All,
+            // A GRU has no attention; only LLM-ESR's cross-attentions read the bias, so a base
+            // GRU4Rec batch skips building the `[B, 1, L, L]` tensor.
+            (Mode::Corrected, Backbone::Gru4rec) if !cross => Visibility::All,
             (Mode::Corrected, Backbone::Bert4rec) => Visibility::Items,
             (Mode::Corrected, _) => Visibility::Past,
         }

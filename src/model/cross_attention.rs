@@ -27,10 +27,7 @@ impl CrossAttention {
     }
 
     fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
-        let (b, l, _) = x.dims3()?;
-        x.reshape((b, l, self.n_heads, self.head_dim))?
-            .transpose(1, 2)?
-            .contiguous()
+        super::attention::split_heads(x, self.n_heads, self.head_dim)
     }
 
     /// # Shapes
