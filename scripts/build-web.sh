@@ -8,9 +8,19 @@ cd "$(dirname "$0")/.."
 out=$1; shift
 cargo build --profile release-lto --target wasm32-unknown-unknown --lib
 wasm-bindgen --target web --out-dir pkg target/wasm32-unknown-unknown/release-lto/llm_esr.wasm
+# Debian's binaryen is too old for wasm-bindgen's output; the npm package's wasm-opt works.
+wasm_opt=tests/e2e/node_modules/binaryen/bin/wasm-opt
+if [ -x "$wasm_opt" ]; then
+  before=$(stat -c %s pkg/llm_esr_bg.wasm)
+  "$wasm_opt" -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue pkg/llm_esr_bg.wasm -o pkg/llm_esr_bg.opt.wasm
+  mv pkg/llm_esr_bg.opt.wasm pkg/llm_esr_bg.wasm
+  echo "wasm-opt -O3: $before -> $(stat -c %s pkg/llm_esr_bg.wasm) bytes"
+else
+  echo "wasm-opt not found at $wasm_opt (run npm ci in tests/e2e); shipping unoptimised wasm" >&2
+fi
 rm -rf "$out.partial"
 mkdir -p "$out.partial/bundles"
-cp www/index.html www/app.js www/style.css www/favicon.svg "$out.partial/"
+cp www/*.html www/*.js www/style.css www/favicon.svg "$out.partial/"
 mkdir -p "$out.partial/pkg"
 cp pkg/llm_esr.js pkg/llm_esr_bg.wasm pkg/llm_esr.d.ts "$out.partial/pkg/"
 entries=()

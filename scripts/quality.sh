@@ -20,7 +20,7 @@ try:
     rows = json.load(open(report))
 except FileNotFoundError:
     rows = []
-key = lambda r: (r["dataset"], r["backbone"], r["variant"], r.get("ablation"), r["mode"],
+key = lambda r: (r["dataset"], r["backbone"], r["variant"], r.get("ablation"), r.get("quant"), r["mode"],
                  r["protocol"], r["seed"], r["group"], r["metric"])
 # A re-run of the same cell replaces the old rows.
 index = {key(r): i for i, r in enumerate(rows)}

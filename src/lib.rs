@@ -5,7 +5,8 @@
 //! long-tail groups, [`model`] holds the candle models, [`semantic`] computes the language-model side of LLM-ESR (item and user
 //! embeddings, similar users, PCA), [`train`] fits the models natively, [`eval`] scores
 //! them under the full-ranking and sampled protocols, [`bundle`] packs a trained model into one GGUF
-//! file, and [`recommend`] turns a session into recommendations on either side.
+//! file, [`infer`] is the fast inference path over a loaded bundle, and [`recommend`] turns a session
+//! into recommendations on either side.
 
 pub mod bundle;
 pub mod data;
@@ -15,6 +16,7 @@ pub mod eval;
 pub mod figure;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod fsio;
+pub mod infer;
 pub mod model;
 pub mod recommend;
 #[cfg(not(target_arch = "wasm32"))]

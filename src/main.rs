@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use llm_esr::bundle;
+use llm_esr::bundle::{self, EncoderType, Precision, TableType};
 use llm_esr::data::{
     self, Dataset, FilterKind, FilterOptions, GroupConfig, Groups, PopularityScope, Stage,
     Threshold,
@@ -50,6 +50,32 @@ enum Command {
         /// Bundle file to write.
         #[arg(long)]
         out: PathBuf,
+        /// Storage type of the item tables: f32, f16, q8 (Q8_0) or q4 (Q4_0).
+        #[arg(long, default_value = "f32")]
+        quant: TableType,
+        /// Storage type of the encoder weights: f32 or f16.
+        #[arg(long, default_value = "f32")]
+        encoder: EncoderType,
+    },
+    /// Export a run at several storage types and evaluate each bundle, as the browser would run
+    /// it, on the test split (full ranking): size and quality side by side.
+    Quantize {
+        /// Run folder written by `train`.
+        #[arg(long)]
+        run: PathBuf,
+        /// The dataset folder the run was trained on.
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, value_delimiter = ',', default_value = "f32,f16,q8,q4")]
+        quant: Vec<TableType>,
+        #[arg(long, default_value = "f32")]
+        encoder: EncoderType,
+        /// Keep the bundles in this folder as <quant>.gguf.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+        /// Append every metric as a row (with `quant` and `bundle_bytes`) to this JSON report.
+        #[arg(long)]
+        report: Option<PathBuf>,
     },
     /// Recommend items for a session of item ids (oldest first).
     Recommend {
@@ -83,6 +109,25 @@ enum Command {
         #[arg(long)]
         llmesr: bool,
         #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Storage type of the item tables: f32, f16, q8 or q4.
+        #[arg(long, default_value = "f32")]
+        quant: TableType,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write the benchmark workload: sessions of fixed lengths cut from test users' histories
+    /// (their newest items), drawn with a seed, as JSON for the benchmark page and criterion.
+    Workload {
+        /// Dataset folder (read with the default filter, as `train` reads it).
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, value_delimiter = ',', default_value = "1,10,50,200")]
+        lengths: Vec<usize>,
+        /// Sessions per length (fewer where too few users have that many items).
+        #[arg(long, default_value_t = 32)]
+        per_length: usize,
+        #[arg(long, default_value_t = 7)]
         seed: u64,
         #[arg(long)]
         out: PathBuf,
@@ -533,6 +578,8 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         backbone: record.model.backbone.label().into(),
         variant: record.model.variant().into(),
         ablation: record.ablation(),
+        quant: None,
+        bundle_bytes: None,
         mode: record.model.mode.label().into(),
         seed: a.data.seed,
     };
@@ -621,6 +668,8 @@ fn cmd_baseline(a: BaselineArgs) -> Result<()> {
         backbone: "mostpop".into(),
         variant: "base".into(),
         ablation: None,
+        quant: None,
+        bundle_bytes: None,
         mode: a.data.mode().label().into(),
         seed: a.data.seed,
     };
@@ -632,22 +681,156 @@ fn cmd_baseline(a: BaselineArgs) -> Result<()> {
     )
 }
 
-fn cmd_export(run: &Path, out: &Path) -> Result<()> {
+/// The run's bundle bytes at the given storage types, checked to load.
+fn export_bytes(run: &Path, precision: Precision) -> Result<(RunRecord, Vec<u8>)> {
     let record = RunRecord::load(run)?;
     let weights = llm_esr::train::trainer::load_checkpoint(&run.join(CHECKPOINT_FILE))?;
     let (model, weights) = llm_esr::model::fold::fold_semantic(&record.model, &weights)?;
     let mut manifest = record.manifest();
     manifest.model = model;
-    let bytes = bundle::write(&manifest, &weights)?;
+    let bytes = bundle::write_with(&manifest, &weights, precision)?;
     // Prove the file loads before it replaces anything.
     Recommender::from_bytes(&bytes).context("the freshly written bundle does not load")?;
+    Ok((record, bytes))
+}
+
+fn cmd_export(run: &Path, out: &Path, precision: Precision) -> Result<()> {
+    let (record, bytes) = export_bytes(run, precision)?;
     llm_esr::fsio::write_atomic(out, &bytes)?;
     eprintln!(
-        "wrote {} ({} bytes, {} items)",
+        "wrote {} ({} bytes, {} items, tables {}, encoder {})",
         out.display(),
         bytes.len(),
-        record.items.len()
+        record.items.len(),
+        precision.tables,
+        precision.encoder
     );
+    Ok(())
+}
+
+fn cmd_quantize(
+    run: &Path,
+    data_dir: &Path,
+    quants: &[TableType],
+    encoder: EncoderType,
+    out_dir: Option<&Path>,
+    report_path: Option<&Path>,
+) -> Result<()> {
+    let raw = data::load_dir(data_dir)?;
+    let mut table = Vec::new();
+    let mut all_rows = Vec::new();
+    for &tables in quants {
+        let precision = Precision { tables, encoder };
+        let (record, bytes) = export_bytes(run, precision)?;
+        let dataset = Dataset::from_raw(&raw, &record.filter)?;
+        if dataset.n_items() != record.model.n_items {
+            anyhow::bail!(
+                "{} was trained on {} items; {} gives {}",
+                run.display(),
+                record.model.n_items,
+                data_dir.display(),
+                dataset.n_items()
+            );
+        }
+        let rec = Recommender::from_bytes(&bytes)?;
+        let eval = llm_esr::eval::evaluate(
+            &rec,
+            &dataset,
+            &record.groups,
+            Stage::Test,
+            Protocol::Full,
+            record.train.seed,
+            256,
+        )?;
+        if let Some(dir) = out_dir {
+            std::fs::create_dir_all(dir)?;
+            llm_esr::fsio::write_atomic(&dir.join(format!("{}.gguf", precision.label())), &bytes)?;
+        }
+        let labels = RunLabels {
+            dataset: record.dataset.clone(),
+            backbone: record.model.backbone.label().into(),
+            variant: record.model.variant().into(),
+            ablation: record.ablation(),
+            quant: Some(precision.label()),
+            bundle_bytes: Some(bytes.len() as u64),
+            mode: record.model.mode.label().into(),
+            seed: record.train.seed,
+        };
+        let ndcg = |g: &str| {
+            eval.group(g)
+                .means()
+                .into_iter()
+                .find(|(m, _)| m == "ndcg@10")
+                .map_or(f64::NAN, |(_, v)| v)
+        };
+        table.push((
+            precision.label(),
+            bytes.len(),
+            ndcg("overall"),
+            ndcg("tail_item"),
+        ));
+        all_rows.extend(report::rows(&labels, &eval));
+    }
+    let reference = table.first().map_or(f64::NAN, |r| r.2);
+    println!(
+        "quant  bytes        NDCG@10  tail-item NDCG@10  change vs {}",
+        table.first().map_or("-", |r| r.0.as_str())
+    );
+    for (q, bytes, overall, tail) in &table {
+        println!(
+            "{q:<6} {bytes:<12} {overall:.4}   {tail:.4}             {:+.2}%",
+            (overall / reference - 1.0) * 100.0
+        );
+    }
+    if let Some(path) = report_path {
+        report::append(path, &all_rows)?;
+        eprintln!("appended {} rows to {}", all_rows.len(), path.display());
+    }
+    Ok(())
+}
+
+fn cmd_workload(
+    data_dir: &Path,
+    lengths: &[usize],
+    per_length: usize,
+    seed: u64,
+    out: &Path,
+) -> Result<()> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    let raw = data::load_dir(data_dir)?;
+    let dataset = Dataset::from_raw(&raw, &FilterOptions::default())?;
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+    let mut sessions = serde_json::Map::new();
+    for &len in lengths {
+        if len == 0 {
+            anyhow::bail!("session lengths must be at least 1");
+        }
+        let mut inputs: Vec<&[u32]> = dataset
+            .sequences
+            .iter()
+            .map(|s| llm_esr::data::split::eval_case(s, Stage::Test).0)
+            .filter(|s| s.len() >= len)
+            .collect();
+        if inputs.is_empty() {
+            anyhow::bail!("no test user of {} has {len} items", dataset.name);
+        }
+        inputs.shuffle(&mut rng);
+        let chosen: Vec<&[u32]> = inputs
+            .into_iter()
+            .take(per_length)
+            .map(|s| &s[s.len() - len..])
+            .collect();
+        sessions.insert(len.to_string(), serde_json::to_value(chosen)?);
+    }
+    let json = serde_json::json!({
+        "dataset": dataset.name,
+        "items": dataset.n_items(),
+        "seed": seed,
+        "sessions": sessions,
+    });
+    llm_esr::fsio::write_atomic(out, serde_json::to_string(&json)?.as_bytes())?;
+    eprintln!("wrote {}", out.display());
     Ok(())
 }
 
@@ -790,7 +973,34 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(a) => cmd_train(a),
         Command::Embed(a) => cmd_embed(a),
         Command::Baseline(a) => cmd_baseline(a),
-        Command::Export { run, out } => cmd_export(&run, &out),
+        Command::Export {
+            run,
+            out,
+            quant,
+            encoder,
+        } => cmd_export(
+            &run,
+            &out,
+            Precision {
+                tables: quant,
+                encoder,
+            },
+        ),
+        Command::Quantize {
+            run,
+            data,
+            quant,
+            encoder,
+            out_dir,
+            report,
+        } => cmd_quantize(
+            &run,
+            &data,
+            &quant,
+            encoder,
+            out_dir.as_deref(),
+            report.as_deref(),
+        ),
         Command::Recommend {
             bundle,
             session,
@@ -806,6 +1016,7 @@ fn run(cli: Cli) -> Result<()> {
             backbone,
             llmesr,
             seed,
+            quant,
             out,
         } => {
             let mut cfg = ModelConfig::reference(backbone.into(), items);
@@ -819,11 +1030,25 @@ fn run(cli: Cli) -> Result<()> {
             }
             cfg.validate()?;
             let weights = llm_esr::model::init::random_weights(&cfg, seed)?;
-            let bytes = bundle::write(&bundle::Manifest::synthetic("synthetic", &cfg), &weights)?;
+            let bytes = bundle::write_with(
+                &bundle::Manifest::synthetic("synthetic", &cfg),
+                &weights,
+                Precision {
+                    tables: quant,
+                    encoder: EncoderType::F32,
+                },
+            )?;
             llm_esr::fsio::write_atomic(&out, &bytes)?;
             eprintln!("wrote {} ({} bytes)", out.display(), bytes.len());
             Ok(())
         }
+        Command::Workload {
+            data,
+            lengths,
+            per_length,
+            seed,
+            out,
+        } => cmd_workload(&data, &lengths, per_length, seed, &out),
         Command::Figure {
             data,
             runs,

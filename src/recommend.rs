@@ -1,13 +1,12 @@
 //! The recommender used natively and in the browser: a bundle in, top-k items for a session out.
 
-use crate::bundle::{Bundle, ItemEntry, Manifest};
+use crate::bundle::{Bundle, ItemEntry, Manifest, Precision};
+use crate::infer::Engine;
 use crate::model::SeqRec;
 use crate::{Error, Result};
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
 use serde::Serialize;
-use std::cmp::Ordering;
-use std::collections::HashSet;
 
 /// One recommended item.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -22,43 +21,42 @@ pub struct Recommendation {
 
 /// A loaded model and catalogue, ready to answer sessions.
 pub struct Recommender {
-    model: SeqRec,
+    engine: Engine,
     manifest: Manifest,
+    precision: Precision,
+    bytes: usize,
 }
 
 impl Recommender {
-    /// Loads and validates a bundle (see [`Bundle::from_bytes`]) and rebuilds its encoder.
+    /// Loads and validates a bundle (see [`Bundle::from_bytes`]) and builds its inference engine.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        Self::from_bundle(Bundle::from_bytes(bytes)?)
+        let mut r = Self::from_bundle(Bundle::from_bytes(bytes)?)?;
+        r.bytes = bytes.len();
+        Ok(r)
     }
 
     pub fn from_bundle(bundle: Bundle) -> Result<Self> {
-        // Tensor names do not depend on the catalogue or max_len, so a one-item probe model lists
-        // every name this config uses; anything else in the file is refused rather than ignored.
-        let mut probe = bundle.manifest.model.clone();
-        probe.n_items = 1;
-        probe.max_len = 2;
-        let expected = crate::model::init::random_weights(&probe, 0)
-            .map_err(|e| Error::Bundle(format!("model config: {e}")))?;
-        let mut unexpected: Vec<&String> = bundle
-            .tensors
-            .keys()
-            .filter(|n| !expected.contains_key(*n))
-            .collect();
-        unexpected.sort();
-        if let Some(name) = unexpected.first() {
-            return Err(Error::Bundle(format!(
-                "unexpected tensor {name} for a {:?} model with {} layers",
-                bundle.manifest.model.backbone, bundle.manifest.model.n_layers
-            )));
-        }
-        let vb = VarBuilder::from_tensors(bundle.tensors, DType::F32, &Device::Cpu);
-        let model = SeqRec::new(&bundle.manifest.model, vb)
-            .map_err(|e| Error::Bundle(format!("weights do not match the model config: {e}")))?;
+        let engine = Engine::new(&bundle)?;
         Ok(Recommender {
-            model,
+            engine,
+            precision: bundle.precision,
             manifest: bundle.manifest,
+            bytes: 0,
         })
+    }
+
+    /// The storage types of the loaded bundle.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Size of the bundle file this was loaded from (0 when built from a parsed bundle).
+    pub fn bundle_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -85,9 +83,8 @@ impl Recommender {
             .is_ok_and(|e| e.popularity < self.manifest.item_tail_cut)
     }
 
-    /// Scores every item for a session (oldest first). Sessions longer than `max_len` keep their
-    /// newest `max_len` items, as in training. Index 0 of the result is the padding slot.
-    pub fn scores(&self, session: &[u32]) -> Result<Vec<f32>> {
+    /// Refuses an empty session or an unknown id.
+    fn check(&self, session: &[u32]) -> Result<()> {
         if session.is_empty() {
             return Err(Error::Request(
                 "empty session: add at least one item".to_string(),
@@ -96,8 +93,22 @@ impl Recommender {
         for &id in session {
             self.item(id)?;
         }
-        let mut scores = self.model.score_histories(&[session])?;
-        Ok(scores.pop().expect("one session in, one row out"))
+        Ok(())
+    }
+
+    /// Scores every item for a session (oldest first). Sessions longer than `max_len` keep their
+    /// newest `max_len` items, as in training. Index 0 of the result is the padding slot.
+    pub fn scores(&self, session: &[u32]) -> Result<Vec<f32>> {
+        self.check(session)?;
+        Ok(self.engine.scores(session))
+    }
+
+    /// The user vector for a session (views concatenated).
+    pub fn user_vector(&self, session: &[u32]) -> Result<Vec<f32>> {
+        self.check(session)?;
+        let mut u = Vec::new();
+        self.engine.user_vector(session, &mut u);
+        Ok(u)
     }
 
     /// The `k` best items, best first (ties by lower id). Session items are left out when
@@ -111,36 +122,39 @@ impl Recommender {
         if k == 0 {
             return Err(Error::Request("k must be at least 1".to_string()));
         }
-        let scores = self.scores(session)?;
-        let excluded: HashSet<u32> = if exclude_session {
-            session.iter().copied().collect()
+        self.check(session)?;
+        let mut excluded: Vec<u32> = if exclude_session {
+            session.to_vec()
         } else {
-            HashSet::new()
+            Vec::new()
         };
-        let mut cands: Vec<(u32, f32)> = (1..=self.n_items() as u32)
-            .filter(|i| !excluded.contains(i))
-            .map(|i| (i, scores[i as usize]))
-            .collect();
-        let order = |a: &(u32, f32), b: &(u32, f32)| -> Ordering {
-            b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
-        };
-        if k < cands.len() {
-            cands.select_nth_unstable_by(k - 1, order);
-            cands.truncate(k);
-        }
-        cands.sort_by(order);
-        cands
+        excluded.sort_unstable();
+        excluded.dedup();
+        self.engine
+            .top_k(session, k, &excluded)
             .into_iter()
-            .map(|(id, score)| {
-                let e = self.item(id)?;
-                Ok(Recommendation {
-                    id,
-                    key: e.key.clone(),
-                    title: e.title.clone(),
-                    score,
-                    tail: self.is_tail(id),
-                })
-            })
+            .map(|(id, score)| self.recommendation(id, score))
             .collect()
     }
+
+    /// Catalogue data for a scored item.
+    pub fn recommendation(&self, id: u32, score: f32) -> Result<Recommendation> {
+        let e = self.item(id)?;
+        Ok(Recommendation {
+            id,
+            key: e.key.clone(),
+            title: e.title.clone(),
+            score,
+            tail: self.is_tail(id),
+        })
+    }
+}
+
+/// Scores from the candle model rebuilt from the bundle's (dequantized) weights: the
+/// straightforward path the fast engine is tested against. Sessions must hold valid ids.
+pub fn reference_scores(bundle: &Bundle, sessions: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+    let vb = VarBuilder::from_tensors(bundle.dequantized()?, DType::F32, &Device::Cpu);
+    let model = SeqRec::new(&bundle.manifest.model, vb)
+        .map_err(|e| Error::Bundle(format!("weights do not match the model config: {e}")))?;
+    Ok(model.score_histories(sessions)?)
 }

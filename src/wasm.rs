@@ -128,19 +128,72 @@ impl Recommender {
         self.inner.n_items()
     }
 
-    /// The bundle's name, dataset and model configuration.
+    /// The bundle's name, dataset, model configuration, storage types and size:
+    /// `{name, dataset, model, tables, encoder, bytes, tableMemoryBytes}`.
     pub fn info(&self) -> Result<JsValue, JsError> {
         let m = self.inner.manifest();
         #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
         struct Info<'a> {
             name: &'a str,
             dataset: &'a str,
             model: &'a crate::model::ModelConfig,
+            tables: &'static str,
+            encoder: &'static str,
+            bytes: usize,
+            table_memory_bytes: usize,
         }
+        let p = self.inner.precision();
         Ok(serde_wasm_bindgen::to_value(&Info {
             name: &m.name,
             dataset: &m.dataset,
             model: &m.model,
+            tables: p.tables.label(),
+            encoder: p.encoder.label(),
+            bytes: self.inner.bundle_bytes(),
+            table_memory_bytes: self.inner.engine().table_bytes(),
         })?)
+    }
+
+    /// The user vector the encoder computes for `session` (views concatenated).
+    #[wasm_bindgen(js_name = userVector)]
+    pub fn user_vector(&self, session: JsValue) -> Result<Vec<f32>, JsError> {
+        let session = session_from_js(session)?;
+        self.inner.user_vector(&session).map_err(js_err)
+    }
+
+    /// The ids of the `k` best items for a given user vector: the catalogue-scoring half of
+    /// `recommend`, on its own, for the benchmark page.
+    #[wasm_bindgen(js_name = topKForUser)]
+    pub fn top_k_for_user(&self, user: &[f32], k: usize) -> Result<Vec<u32>, JsError> {
+        if user.len() != self.inner.engine().user_width() {
+            return Err(JsError::new(&format!(
+                "user vector has {} values, the model's has {}",
+                user.len(),
+                self.inner.engine().user_width()
+            )));
+        }
+        Ok(self
+            .inner
+            .engine()
+            .top_k_for_user(user, k, &[])
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// Every item's vector (views concatenated), dequantized to f32, row `id` at
+    /// `id * width`: what a plain-JavaScript scorer needs.
+    #[wasm_bindgen(js_name = itemMatrix)]
+    pub fn item_matrix(&self) -> Vec<f32> {
+        let e = self.inner.engine();
+        let rows = self.inner.n_items() + 1;
+        let mut out = Vec::with_capacity(rows * e.user_width());
+        let mut row = Vec::new();
+        for id in 0..rows as u32 {
+            e.item_vector(id, &mut row);
+            out.extend_from_slice(&row);
+        }
+        out
     }
 }

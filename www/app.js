@@ -1,12 +1,13 @@
-// The demo page: loads the wasm recommender and a bundle, lets a visitor build a session, and shows
-// recommendations. Every title is rendered with textContent, never as HTML.
-import init, { Recommender } from './pkg/llm_esr.js';
+// The demo page: a worker loads the wasm recommender and a bundle, the visitor builds a session,
+// and recommendations follow it. Every title is rendered with textContent, never as HTML.
+import { RecommenderClient } from './client.js';
 
 const $ = (id) => document.getElementById(id);
 const status = $('status');
 const session = [];
-let rec = null;
+const client = new RecommenderClient();
 let items = [];
+let asked = 0;
 
 const fold = (s) => s.normalize('NFD').replace(/\p{Diacritic}/gu, '').toLowerCase();
 
@@ -49,31 +50,36 @@ function renderSession() {
   $('clear').disabled = session.length === 0;
 }
 
-function renderRecs() {
+async function renderRecs() {
   const list = $('recs');
-  list.replaceChildren();
-  $('latency').textContent = '';
+  const ticket = ++asked;
+  const forSession = session.join(',');
   if (session.length === 0) {
-    list.append(el('li', 'Add a movie to get recommendations.', 'hint'));
+    list.replaceChildren(el('li', 'Add a movie to get recommendations.', 'hint'));
+    list.dataset.for = '';
+    $('latency').textContent = '';
     return;
   }
-  let recs;
+  let answer;
   try {
-    recs = rec.recommend(session, 10);
+    answer = await client.recommend([...session], 10);
   } catch (e) {
     status.textContent = `Error: ${e.message}`;
     status.className = 'error';
     return;
   }
-  const ms = rec.lastLatencyMs;
-  for (const r of recs) {
+  // A newer session has been sent meanwhile: its answer will draw the list.
+  if (ticket !== asked) return;
+  const rows = answer.recs.map((r) => {
     const li = el('li');
     li.dataset.id = r.id;
     li.append(el('span', r.title, 'title'), el('span', r.score.toFixed(3), 'score'),
       el('span', r.tail ? 'tail' : 'head', `badge ${r.tail ? 'tail' : 'head'}`));
-    list.append(li);
-  }
-  $('latency').textContent = `Computed on this device in ${ms.toFixed(1)} ms.`;
+    return li;
+  });
+  list.replaceChildren(...rows);
+  list.dataset.for = forSession;
+  $('latency').textContent = `Computed on this device in ${answer.ms.toFixed(1)} ms.`;
 }
 
 function update() {
@@ -84,14 +90,15 @@ function update() {
 
 async function main() {
   try {
-    await init();
     const manifest = await (await fetch('./bundles/manifest.json')).json();
     const entry = manifest.bundles[0];
-    const resp = await fetch(`./bundles/${entry.file}`);
-    if (!resp.ok) throw new Error(`bundle ${entry.file}: HTTP ${resp.status}`);
-    rec = new Recommender(new Uint8Array(await resp.arrayBuffer()));
-    items = rec.items().map((it) => ({ ...it, folded: fold(it.title) }));
-    status.textContent = `Ready: ${entry.name}, ${items.length} movies.`;
+    const loaded = await client.load(`./bundles/${entry.file}`, ({ loaded, total }) => {
+      status.textContent = total
+        ? `Loading ${entry.name}: ${Math.round((100 * loaded) / total)}% of ${(total / 1e6).toFixed(1)} MB`
+        : `Loading ${entry.name}: ${(loaded / 1e6).toFixed(1)} MB`;
+    });
+    items = loaded.items.map((it) => ({ ...it, folded: fold(it.title) }));
+    status.textContent = `Ready: ${entry.name}, ${items.length} movies${loaded.fromCache ? ' (from this browser\'s cache)' : ''}.`;
     status.dataset.ready = 'true';
     $('search').disabled = false;
     $('search').addEventListener('input', renderMatches);

@@ -7,18 +7,24 @@
 //! bit anywhere in the payload is refused instead of giving silently wrong scores.
 
 mod manifest;
+pub mod precision;
 
 pub use manifest::{ItemEntry, Manifest};
+pub use precision::{EncoderType, Precision, TableType};
 
 use crate::{Error, Result};
 use candle_core::quantized::gguf_file::{self, Value};
-use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::quantized::QTensor;
 use candle_core::{Device, Tensor};
 use std::collections::HashMap;
 use std::io::Cursor;
 
-/// Bumped whenever a reader of the previous version could misread a new file.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped whenever a reader of the previous version could misread a new file. Version 2 added
+/// quantized item tables and f16 encoders; version 1 files (all f32) still load.
+pub const FORMAT_VERSION: u32 = 2;
+const OLDEST_READABLE: u32 = 1;
+/// The tensors that hold one row per item; only these may be block-quantized.
+pub const ITEM_TABLES: [&str; 2] = [crate::model::network::ID_TABLE, "se_emb.weight"];
 const KEY_VERSION: &str = "llmesr.format_version";
 const KEY_MANIFEST: &str = "llmesr.manifest";
 const KEY_CHECKSUM: &str = "llmesr.checksum";
@@ -39,28 +45,50 @@ fn checksum(manifest: &str, tensors: &[(&str, &[u8])]) -> u32 {
     h.finalize()
 }
 
-/// Serialises a bundle. Tensors are stored as f32, in name order.
+/// Serialises a bundle with every tensor in f32.
 pub fn write(manifest: &Manifest, tensors: &HashMap<String, Tensor>) -> Result<Vec<u8>> {
+    write_with(manifest, tensors, Precision::default())
+}
+
+/// Serialises a bundle, storing the item tables and the encoder in the given types. Tensors are
+/// written in name order.
+pub fn write_with(
+    manifest: &Manifest,
+    tensors: &HashMap<String, Tensor>,
+    precision: Precision,
+) -> Result<Vec<u8>> {
     manifest.validate()?;
     let json = serde_json::to_string(manifest).map_err(|e| bundle_err(e.to_string()))?;
     let mut names: Vec<&String> = tensors.keys().collect();
     names.sort();
-    let q: Vec<QTensor> = names
-        .iter()
-        .map(|n| {
-            // QTensor::quantize reads the raw storage and ignores the layout, so a view (narrowed,
-            // transposed, offset) must first become a fresh tensor of its own.
-            let t = &tensors[*n];
-            let dense = t
-                .to_dtype(candle_core::DType::F32)?
-                .flatten_all()?
-                .to_vec1::<f32>()?;
-            QTensor::quantize(
-                &Tensor::from_vec(dense, t.shape(), t.device())?,
-                GgmlDType::F32,
-            )
-        })
-        .collect::<candle_core::Result<_>>()?;
+    let mut q = Vec::with_capacity(names.len());
+    for n in &names {
+        // QTensor::quantize reads the raw storage and ignores the layout, so a view (narrowed,
+        // transposed, offset) must first become a fresh tensor of its own.
+        let t = &tensors[*n];
+        let dense = t
+            .to_dtype(candle_core::DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let dtype = if ITEM_TABLES.contains(&n.as_str()) {
+            precision.tables.ggml()
+        } else {
+            precision.encoder.ggml()
+        };
+        let width = t.dims().last().copied().unwrap_or(0);
+        if width % dtype.block_size() != 0 {
+            return Err(Error::Config(format!(
+                "{n} has rows of {width} values; {} stores rows in blocks of {}, so it needs a hidden size that is a multiple of {}",
+                precision.tables,
+                dtype.block_size(),
+                dtype.block_size()
+            )));
+        }
+        q.push(QTensor::quantize(
+            &Tensor::from_vec(dense, t.shape(), t.device())?,
+            dtype,
+        )?);
+    }
     let data: Vec<std::borrow::Cow<'_, [u8]>> = q
         .iter()
         .map(|t| t.data())
@@ -91,8 +119,10 @@ pub fn write(manifest: &Manifest, tensors: &HashMap<String, Tensor>) -> Result<V
 /// A loaded, validated bundle.
 pub struct Bundle {
     pub manifest: Manifest,
-    /// Every tensor, dequantized to f32 on the CPU.
-    pub tensors: HashMap<String, Tensor>,
+    /// Every tensor as stored (f32, f16 or block-quantized), on the CPU.
+    pub tensors: HashMap<String, QTensor>,
+    /// The storage types found in the file.
+    pub precision: Precision,
 }
 
 impl Bundle {
@@ -125,10 +155,10 @@ impl Bundle {
             }
         }
         match content.metadata.get(KEY_VERSION) {
-            Some(Value::U32(v)) if *v == FORMAT_VERSION => {}
+            Some(Value::U32(v)) if (OLDEST_READABLE..=FORMAT_VERSION).contains(v) => {}
             Some(Value::U32(v)) => {
                 return Err(bundle_err(format!(
-                    "format version {v} is not supported by this build (it reads version {FORMAT_VERSION}); re-export the bundle"
+                    "format version {v} is not supported by this build (it reads versions {OLDEST_READABLE} to {FORMAT_VERSION}); re-export the bundle"
                 )))
             }
             _ => return Err(bundle_err(format!("missing {KEY_VERSION}"))),
@@ -141,26 +171,44 @@ impl Bundle {
             Some(Value::U32(v)) => *v,
             _ => return Err(bundle_err(format!("missing {KEY_CHECKSUM}"))),
         };
+        let mut tables = None;
+        let mut encoder = None;
         for (name, info) in &content.tensor_infos {
-            // Checked before any tensor is read: an element count that overflows or exceeds the
-            // file can neither allocate nor wrap around.
-            let elems = info
-                .shape
-                .dims()
+            let dtype = info.ggml_dtype;
+            let is_table = ITEM_TABLES.contains(&name.as_str());
+            let allowed = if is_table {
+                TableType::from_ggml(dtype).is_some()
+            } else {
+                EncoderType::from_ggml(dtype).is_some()
+            };
+            if !allowed {
+                return Err(bundle_err(format!(
+                    "tensor {name} has type {dtype:?}; bundles store item tables as F32, F16, Q8_0 or Q4_0 and the encoder as F32 or F16"
+                )));
+            }
+            // Checked before any tensor is read: an element count that overflows or a payload
+            // larger than the file can neither allocate nor wrap around.
+            let dims = info.shape.dims();
+            let elems = dims
                 .iter()
                 .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-                .filter(|&n| n <= bytes.len() / 4)
-                .ok_or_else(|| {
-                    bundle_err(format!(
-                        "tensor {name} declares shape {:?}, larger than the file",
-                        info.shape.dims()
-                    ))
-                })?;
-            if info.ggml_dtype != GgmlDType::F32 || elems == 0 {
+                .filter(|&n| n > 0);
+            let width = dims.last().copied().unwrap_or(0);
+            let Some(elems) = elems.filter(|_| width % dtype.block_size() == 0) else {
                 return Err(bundle_err(format!(
-                    "tensor {name} has type {:?} and {elems} elements; format {FORMAT_VERSION} stores non-empty f32 tensors",
-                    info.ggml_dtype
+                    "tensor {name} declares shape {dims:?}, which is empty or not a whole number of {dtype:?} blocks per row"
                 )));
+            };
+            let payload = (elems / dtype.block_size()).checked_mul(dtype.type_size());
+            if payload.is_none_or(|p| p > bytes.len()) {
+                return Err(bundle_err(format!(
+                    "tensor {name} declares shape {dims:?}, larger than the file"
+                )));
+            }
+            if is_table {
+                tables = tables.or(TableType::from_ggml(dtype));
+            } else {
+                encoder = encoder.or(EncoderType::from_ggml(dtype));
             }
         }
         let mut names: Vec<&String> = content.tensor_infos.keys().collect();
@@ -192,11 +240,23 @@ impl Bundle {
         let manifest: Manifest = serde_json::from_str(&json)
             .map_err(|e| bundle_err(format!("manifest is not valid: {e}")))?;
         manifest.validate()?;
-        let mut tensors = HashMap::with_capacity(names.len());
-        for (name, q) in names.into_iter().zip(qs) {
-            tensors.insert(name.clone(), q.dequantize(&Device::Cpu)?);
-        }
-        Ok(Bundle { manifest, tensors })
+        let tensors: HashMap<String, QTensor> = names.into_iter().cloned().zip(qs).collect();
+        Ok(Bundle {
+            manifest,
+            tensors,
+            precision: Precision {
+                tables: tables.unwrap_or_default(),
+                encoder: encoder.unwrap_or_default(),
+            },
+        })
+    }
+
+    /// Every tensor dequantized to f32, as a candle model wants its weights.
+    pub fn dequantized(&self) -> Result<HashMap<String, Tensor>> {
+        self.tensors
+            .iter()
+            .map(|(n, q)| Ok((n.clone(), q.dequantize(&Device::Cpu)?)))
+            .collect()
     }
 }
 
@@ -205,6 +265,7 @@ mod tests {
     use super::*;
     use crate::model::init::random_weights;
     use crate::model::ModelConfig;
+    use candle_core::quantized::GgmlDType;
 
     fn tiny() -> (Manifest, HashMap<String, Tensor>) {
         let mut cfg = ModelConfig::sasrec(6);

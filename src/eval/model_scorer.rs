@@ -10,3 +10,10 @@ impl Scorer for SeqRec {
         Ok(self.score_histories(inputs)?)
     }
 }
+
+/// A loaded bundle scores through the fast inference path, exactly what the browser runs.
+impl Scorer for crate::recommend::Recommender {
+    fn score(&self, inputs: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+        inputs.iter().map(|s| self.scores(s)).collect()
+    }
+}

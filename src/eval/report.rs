@@ -13,6 +13,13 @@ pub struct QualityRow {
     /// LLM-ESR settings that differ from the method (`no-sd`, `no-cross`, …), `+`-joined.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ablation: Option<String>,
+    /// Storage type of the bundle's item tables (`f32`, `f16`, `q8`, `q4`) for rows measured on an
+    /// exported bundle; absent for rows measured on the trained model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quant: Option<String>,
+    /// Size of that bundle in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_bytes: Option<u64>,
     pub mode: String,
     pub protocol: String,
     pub seed: u64,
@@ -29,6 +36,8 @@ pub struct RunLabels {
     pub backbone: String,
     pub variant: String,
     pub ablation: Option<String>,
+    pub quant: Option<String>,
+    pub bundle_bytes: Option<u64>,
     pub mode: String,
     pub seed: u64,
 }
@@ -47,6 +56,8 @@ pub fn rows(labels: &RunLabels, report: &EvalReport) -> Vec<QualityRow> {
                 backbone: labels.backbone.clone(),
                 variant: labels.variant.clone(),
                 ablation: labels.ablation.clone(),
+                quant: labels.quant.clone(),
+                bundle_bytes: labels.bundle_bytes,
                 mode: labels.mode.clone(),
                 protocol: report.protocol.clone(),
                 seed: labels.seed,
@@ -187,6 +198,8 @@ mod tests {
             backbone: "sasrec".into(),
             variant: "base".into(),
             ablation: None,
+            quant: None,
+            bundle_bytes: None,
             mode: "corrected".into(),
             seed: 1,
         };

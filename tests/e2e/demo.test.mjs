@@ -32,12 +32,18 @@ test('pick movies, get recommendations, clear', async () => {
   const first = page.locator('#matches button').first();
   await first.waitFor();
   await first.click();
-  await page.waitForSelector('#recs li[data-id]');
+  // Recommendations arrive from the worker; #recs names the session they were computed for.
+  const recsFor = (n) => page.waitForFunction((n) => {
+    const f = document.querySelector('#recs').dataset.for;
+    return f !== undefined && (f === '' ? 0 : f.split(',').length) === n;
+  }, n);
+  await recsFor(1);
   const before = await page.locator('#recs li[data-id]').evaluateAll((ls) => ls.map((l) => l.dataset.id));
   assert.equal(before.length, 10);
 
   await page.fill('#search', 'toy story');
   await page.locator('#matches button').first().click();
+  await recsFor(2);
   const after2 = await page.locator('#recs li[data-id]').evaluateAll((ls) => ls.map((l) => l.dataset.id));
   assert.equal(after2.length, 10);
   assert.notDeepEqual(after2, before, 'recommendations change with the session');
@@ -50,6 +56,7 @@ test('pick movies, get recommendations, clear', async () => {
   await page.locator('#session li button').first().click();
   assert.equal(await page.locator('#session li').count(), 1);
   await page.click('#clear');
+  await recsFor(0);
   assert.equal(await page.locator('#session li').count(), 0);
   assert.equal(await page.locator('#recs li[data-id]').count(), 0);
 
@@ -57,4 +64,12 @@ test('pick movies, get recommendations, clear', async () => {
   assert.deepEqual(foreign, []);
   assert.equal(server.requests.length, loaded, `requests after load: ${server.requests.slice(loaded)}`);
   await page.screenshot({ path: path.join(ROOT, 'target/e2e/demo.png'), fullPage: true });
+
+  // A second visit loads the bundle from the Cache API: the page works with no bundle request.
+  const bundleRequests = () => server.requests.filter((r) => r.endsWith('.gguf')).length;
+  const fetchedBefore = bundleRequests();
+  await page.reload();
+  await page.waitForSelector('#status[data-ready="true"]', { timeout: 60_000 });
+  assert.match(await page.textContent('#status'), /cache/);
+  assert.equal(bundleRequests(), fetchedBefore, 'the bundle is not downloaded again');
 });

@@ -16,8 +16,9 @@ const TYPES = {
   '.gguf': 'application/octet-stream', '.png': 'image/png', '.svg': 'image/svg+xml',
 };
 
-/** Serves `dir` on 127.0.0.1 at a free port; `extra` maps URL paths to [type, body]. */
-export async function serve(dir, extra = {}) {
+/** Serves `dir` on 127.0.0.1 at a free port; `extra` maps URL paths to [type, body]; `headers`
+ *  are sent with every file (the benchmark asks for cross-origin isolation: finer timers). */
+export async function serve(dir, extra = {}, headers = {}) {
   const requests = [];
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
@@ -35,7 +36,8 @@ export async function serve(dir, extra = {}) {
       res.end('not found');
       return;
     }
-    res.writeHead(200, { 'content-type': TYPES[path.extname(target)] ?? 'application/octet-stream' });
+    res.writeHead(200, { ...headers, 'content-type': TYPES[path.extname(target)] ?? 'application/octet-stream',
+      'content-length': fs.statSync(target).size });
     fs.createReadStream(target).pipe(res);
   });
   await new Promise((ok) => server.listen(0, '127.0.0.1', ok));

@@ -1,0 +1,132 @@
+//! Encoder layers as plain f32 buffers: a linear map (torch layout, `[out, in]`), LayerNorm and
+//! the row-wise helpers the encoder needs. Weights come out of the bundle once, at load.
+
+use super::kernels::dot;
+use crate::{Error, Result};
+use candle_core::quantized::QTensor;
+use candle_core::Device;
+use std::collections::HashMap;
+
+/// The bundle's encoder tensors, dequantized on request and checked for shape.
+pub struct Weights<'a>(pub &'a HashMap<String, QTensor>);
+
+impl Weights<'_> {
+    pub fn get(&self, name: &str, dims: &[usize]) -> Result<Vec<f32>> {
+        let q = self
+            .0
+            .get(name)
+            .ok_or_else(|| Error::Bundle(format!("missing tensor {name}")))?;
+        if q.shape().dims() != dims {
+            return Err(Error::Bundle(format!(
+                "tensor {name} has shape {:?}, the model config needs {dims:?}",
+                q.shape().dims()
+            )));
+        }
+        Ok(q.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?)
+    }
+}
+
+pub struct Dense {
+    /// `[out, in]`, row-major: one contiguous row per output, so each output is one dot product.
+    w: Vec<f32>,
+    b: Option<Vec<f32>>,
+    n_in: usize,
+    n_out: usize,
+}
+
+impl Dense {
+    pub fn load(ws: &Weights, prefix: &str, n_in: usize, n_out: usize, bias: bool) -> Result<Self> {
+        Ok(Dense {
+            w: ws.get(&format!("{prefix}.weight"), &[n_out, n_in])?,
+            b: if bias {
+                Some(ws.get(&format!("{prefix}.bias"), &[n_out])?)
+            } else {
+                None
+            },
+            n_in,
+            n_out,
+        })
+    }
+
+    pub fn from_parts(w: Vec<f32>, b: Option<Vec<f32>>, n_in: usize, n_out: usize) -> Self {
+        Dense { w, b, n_in, n_out }
+    }
+
+    /// `x` holds rows of `n_in`; `out` is resized to the same rows of `n_out`.
+    pub fn forward(&self, x: &[f32], out: &mut Vec<f32>) {
+        let rows = x.len() / self.n_in;
+        out.clear();
+        out.resize(rows * self.n_out, 0.0);
+        for (xr, or) in x
+            .chunks_exact(self.n_in)
+            .zip(out.chunks_exact_mut(self.n_out))
+        {
+            for (o, (y, wr)) in or
+                .iter_mut()
+                .zip(self.w.chunks_exact(self.n_in))
+                .enumerate()
+            {
+                *y = dot(xr, wr) + self.b.as_ref().map_or(0.0, |b| b[o]);
+            }
+        }
+    }
+
+    /// The output for a single input row.
+    pub fn forward_row(&self, x: &[f32], out: &mut [f32]) {
+        for (o, (y, wr)) in out
+            .iter_mut()
+            .zip(self.w.chunks_exact(self.n_in))
+            .enumerate()
+        {
+            *y = dot(x, wr) + self.b.as_ref().map_or(0.0, |b| b[o]);
+        }
+    }
+
+    pub fn bias_or_zero(&self, o: usize) -> f32 {
+        self.b.as_ref().map_or(0.0, |b| b[o])
+    }
+}
+
+pub struct LayerNorm {
+    w: Vec<f32>,
+    b: Vec<f32>,
+    eps: f32,
+}
+
+impl LayerNorm {
+    pub fn load(ws: &Weights, prefix: &str, d: usize, eps: f64) -> Result<Self> {
+        Ok(LayerNorm {
+            w: ws.get(&format!("{prefix}.weight"), &[d])?,
+            b: ws.get(&format!("{prefix}.bias"), &[d])?,
+            eps: eps as f32,
+        })
+    }
+
+    /// Normalises each row of `x` (rows of `w.len()`) into `out`.
+    pub fn forward(&self, x: &[f32], out: &mut Vec<f32>) {
+        let d = self.w.len();
+        out.clear();
+        out.resize(x.len(), 0.0);
+        for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+            let mean = xr.iter().sum::<f32>() / d as f32;
+            let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
+            let inv = 1.0 / (var + self.eps).sqrt();
+            for (i, (o, v)) in or.iter_mut().zip(xr).enumerate() {
+                *o = (v - mean) * inv * self.w[i] + self.b[i];
+            }
+        }
+    }
+}
+
+/// In-place softmax of a row of scores.
+pub fn softmax(xs: &mut [f32]) {
+    let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for x in xs.iter_mut() {
+        *x = (*x - max).exp();
+        sum += *x;
+    }
+    for x in xs.iter_mut() {
+        *x /= sum;
+    }
+}

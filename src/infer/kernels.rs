@@ -1,0 +1,130 @@
+//! The inner loops of inference: dot products over f32 and over the block-quantized row formats.
+//! Eight independent accumulators let LLVM keep whole SIMD registers busy (wasm `simd128`, SSE/AVX
+//! natively) instead of one serial chain of additions.
+
+/// Values per GGML block (Q8_0 and Q4_0).
+pub const BLOCK: usize = 32;
+
+#[inline]
+fn reduce(acc: [f32; 8]) -> f32 {
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
+/// `a · b` over the shorter length.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 8];
+    let ca = a.chunks_exact(8);
+    let cb = b.chunks_exact(8);
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    reduce(acc) + tail
+}
+
+/// `u · row` for an f16 row.
+#[inline]
+pub fn dot_f16(u: &[f32], row: &[half::f16]) -> f32 {
+    let mut acc = [0f32; 8];
+    let cu = u.chunks_exact(8);
+    let cr = row.chunks_exact(8);
+    let tail: f32 = cu
+        .remainder()
+        .iter()
+        .zip(cr.remainder())
+        .map(|(x, y)| x * y.to_f32())
+        .sum();
+    for (x, y) in cu.zip(cr) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i].to_f32();
+        }
+    }
+    reduce(acc) + tail
+}
+
+/// `u · row` for a Q8_0 row: per block, the scale times the dot of the int8 values with `u`.
+#[inline]
+pub fn dot_q8(u: &[f32], scales: &[f32], qs: &[i8]) -> f32 {
+    let mut total = 0f32;
+    for ((ub, qb), s) in u
+        .chunks_exact(BLOCK)
+        .zip(qs.chunks_exact(BLOCK))
+        .zip(scales)
+    {
+        let mut acc = [0f32; 8];
+        for (x, q) in ub.chunks_exact(8).zip(qb.chunks_exact(8)) {
+            for i in 0..8 {
+                acc[i] += x[i] * q[i] as f32;
+            }
+        }
+        total += s * reduce(acc);
+    }
+    total
+}
+
+/// `u · row` for a Q4_0 row: each block packs 32 four-bit values offset by 8, the low nibbles
+/// holding values 0..16 and the high nibbles 16..32 (GGML's layout).
+#[inline]
+pub fn dot_q4(u: &[f32], scales: &[f32], qs: &[u8]) -> f32 {
+    let mut total = 0f32;
+    for ((ub, qb), s) in u
+        .chunks_exact(BLOCK)
+        .zip(qs.chunks_exact(BLOCK / 2))
+        .zip(scales)
+    {
+        let (lo, hi) = ub.split_at(BLOCK / 2);
+        let mut acc = [0f32; 8];
+        for ((xl, xh), q) in lo
+            .chunks_exact(8)
+            .zip(hi.chunks_exact(8))
+            .zip(qb.chunks_exact(8))
+        {
+            for i in 0..8 {
+                let l = (q[i] & 0x0f) as i32 - 8;
+                let h = (q[i] >> 4) as i32 - 8;
+                acc[i] += xl[i] * l as f32 + xh[i] * h as f32;
+            }
+        }
+        total += s * reduce(acc);
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_matches_the_plain_sum_at_every_length() {
+        for n in [0, 1, 7, 8, 9, 31, 64, 100] {
+            let a: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..n).map(|i| (i as f32 * 0.11).cos()).collect();
+            let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            assert!((dot(&a, &b) - plain).abs() < 1e-5, "n={n}");
+        }
+    }
+
+    #[test]
+    fn q4_nibbles_follow_the_ggml_layout() {
+        let u: Vec<f32> = (0..32).map(|i| i as f32).collect();
+        // Byte j holds value j (low nibble) and value j+16 (high nibble), both offset by 8.
+        let qs: Vec<u8> = (0..16).map(|j| (j as u8 % 16) | (15 << 4)).collect();
+        let expect: f32 = (0..16)
+            .map(|j| j as f32 * (j as f32 - 8.0) + (j + 16) as f32 * 7.0)
+            .sum();
+        assert!((dot_q4(&u, &[0.5], &qs) - 0.5 * expect).abs() < 1e-3);
+        let q8: Vec<i8> = (0..32).map(|i| i as i8 - 16).collect();
+        let e8: f32 = (0..32).map(|i| i as f32 * (i as f32 - 16.0)).sum();
+        assert!((dot_q8(&u, &[2.0], &q8) - 2.0 * e8).abs() < 1e-2);
+    }
+}

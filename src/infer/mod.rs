@@ -1,0 +1,368 @@
+//! The fast inference path shared by the native CLI and the browser: one session in, scores or the
+//! top k out, computed on plain buffers straight from the bundle's stored tables.
+//!
+//! It does only the work the newest position needs (the last block computes one query row, the
+//! GRU keeps one state), none on padding that corrected mode masks, reuses its buffers between
+//! calls, scores the catalogue from the stored (possibly quantized) rows and keeps the top k in a
+//! k-sized heap. The candle model ([`crate::model::SeqRec`]) stays the reference: tests check that
+//! both give the same scores for every backbone, variant, mode and table type.
+
+pub mod attention;
+pub mod dense;
+pub mod encoder;
+pub mod kernels;
+pub mod table;
+pub mod topk;
+
+use crate::bundle::Bundle;
+use crate::model::{Mode, ModelConfig, Visibility};
+use crate::{Error, Result};
+use attention::{CrossAttention, CrossScratch, Reach};
+use dense::Weights;
+use encoder::{Encoder, EncoderScratch};
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use table::ItemTable;
+
+#[derive(Default)]
+struct Scratch {
+    views: Vec<Vec<f32>>,
+    crossed: Vec<Vec<f32>>,
+    pad_rows: Vec<Vec<f32>>,
+    rows: Vec<usize>,
+    ids: Vec<u32>,
+    cross: CrossScratch,
+    enc: EncoderScratch,
+    user: Vec<f32>,
+    scores: Vec<f32>,
+}
+
+pub struct Engine {
+    cfg: ModelConfig,
+    /// One table per view, the ID view first (the order of the user vector's halves).
+    tables: Vec<ItemTable>,
+    pos: Option<Vec<f32>>,
+    /// `llm2id` (semantic queries over ID keys) and `id2llm`.
+    cross: Option<(CrossAttention, CrossAttention)>,
+    cross_reach: Reach,
+    encoder: Encoder,
+    /// Buffers reused between calls. Taken out for the length of a call, so concurrent callers
+    /// never wait: one that finds it taken works with fresh buffers.
+    scratch: Mutex<Scratch>,
+}
+
+fn reach_of(v: Visibility) -> Reach {
+    match v {
+        Visibility::Past => Reach::Past,
+        Visibility::All | Visibility::Items => Reach::All,
+    }
+}
+
+impl Engine {
+    /// Builds the engine from a validated bundle; every tensor must be one the config uses, with
+    /// the shape it needs.
+    pub fn new(bundle: &Bundle) -> Result<Self> {
+        let cfg = bundle.manifest.model.clone();
+        let d = cfg.hidden;
+        let rows = cfg.item_rows();
+        let ws = Weights(&bundle.tensors);
+        let mut used: BTreeSet<&str> = BTreeSet::new();
+        let mut tables = Vec::with_capacity(2);
+        let sem = cfg.semantic.as_ref();
+        let mut table = |name: &'static str| -> Result<ItemTable> {
+            let q = bundle
+                .tensors
+                .get(name)
+                .ok_or_else(|| Error::Bundle(format!("missing tensor {name}")))?;
+            let t = ItemTable::from_qtensor(name, q)?;
+            if (t.n_rows(), t.width()) != (rows, d) {
+                return Err(Error::Bundle(format!(
+                    "tensor {name} has shape [{}, {}], the model config needs [{rows}, {d}]",
+                    t.n_rows(),
+                    t.width()
+                )));
+            }
+            used.insert(name);
+            Ok(t)
+        };
+        if sem.is_none_or(|s| s.has_id_view()) {
+            tables.push(table(crate::model::network::ID_TABLE)?);
+        }
+        if let Some(s) = sem.filter(|s| s.has_semantic_view()) {
+            if !s.folded {
+                return Err(Error::Bundle(
+                    "the semantic view is not folded into an item table; re-export the run with `llmesr export`".into(),
+                ));
+            }
+            tables.push(table("se_emb.weight")?);
+        }
+        let visibility = Visibility::of(&cfg);
+        let mut names: Vec<String> = Vec::new();
+        let pos = if cfg.backbone.is_transformer() {
+            names.push("pos_emb.weight".into());
+            Some(ws.get("pos_emb.weight", &[cfg.max_len + 1, d])?)
+        } else {
+            None
+        };
+        let cross = match sem {
+            Some(s) if s.uses_cross() => {
+                for p in ["llm2id", "id2llm"] {
+                    for part in ["q.weight", "k.weight", "v.weight", "out.weight", "out.bias"] {
+                        names.push(format!("{p}.{part}"));
+                    }
+                }
+                Some((
+                    CrossAttention::load(&ws, "llm2id", d, s.cross_heads)?,
+                    CrossAttention::load(&ws, "id2llm", d, s.cross_heads)?,
+                ))
+            }
+            _ => None,
+        };
+        let cross_reach = match cfg.mode {
+            Mode::Corrected => reach_of(visibility),
+            Mode::Faithful => Reach::All,
+        };
+        let encoder = Encoder::load(&cfg, &ws, reach_of(visibility))?;
+        if cfg.backbone.is_transformer() {
+            for i in 0..cfg.n_layers {
+                for part in [
+                    "ln_attn.weight",
+                    "ln_attn.bias",
+                    "attn.q.weight",
+                    "attn.q.bias",
+                    "attn.k.weight",
+                    "attn.k.bias",
+                    "attn.v.weight",
+                    "attn.v.bias",
+                    "attn.out.weight",
+                    "attn.out.bias",
+                    "ln_ffn.weight",
+                    "ln_ffn.bias",
+                    "ff1.weight",
+                    "ff1.bias",
+                    "ff2.weight",
+                    "ff2.bias",
+                ] {
+                    names.push(format!("blocks.{i}.{part}"));
+                }
+            }
+            names.extend(["ln_last.weight".into(), "ln_last.bias".into()]);
+        } else {
+            names.extend(["gru.weight_ih".into(), "gru.weight_hh".into()]);
+        }
+        used.extend(names.iter().map(String::as_str));
+        let mut extra: Vec<&String> = bundle
+            .tensors
+            .keys()
+            .filter(|n| !used.contains(n.as_str()))
+            .collect();
+        extra.sort();
+        if let Some(name) = extra.first() {
+            return Err(Error::Bundle(format!(
+                "unexpected tensor {name} for a {} {} model with {} layers",
+                cfg.backbone.label(),
+                cfg.variant(),
+                cfg.n_layers
+            )));
+        }
+        Ok(Engine {
+            cfg,
+            tables,
+            pos,
+            cross,
+            cross_reach,
+            encoder,
+            scratch: Mutex::new(Scratch::default()),
+        })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    /// Width of the user vector (views × hidden).
+    pub fn user_width(&self) -> usize {
+        self.tables.len() * self.cfg.hidden
+    }
+
+    /// Bytes of item tables held in memory.
+    pub fn table_bytes(&self) -> usize {
+        self.tables.iter().map(ItemTable::memory_bytes).sum()
+    }
+
+    /// The user vector for a session of valid item ids (oldest first; the newest `max_len` kept).
+    pub fn user_vector(&self, session: &[u32], out: &mut Vec<f32>) {
+        let mut s = self.take_scratch();
+        self.encode(session, &mut s, out);
+        self.put_scratch(s);
+    }
+
+    fn take_scratch(&self) -> Scratch {
+        self.scratch
+            .lock()
+            .map(|mut g| std::mem::take(&mut *g))
+            .unwrap_or_default()
+    }
+
+    fn put_scratch(&self, s: Scratch) {
+        if let Ok(mut g) = self.scratch.lock() {
+            *g = s;
+        }
+    }
+
+    fn encode(&self, session: &[u32], s: &mut Scratch, out: &mut Vec<f32>) {
+        let cfg = &self.cfg;
+        let d = cfg.hidden;
+        s.ids.clear();
+        match cfg.mask_token() {
+            Some(mask) => {
+                s.ids
+                    .extend_from_slice(&session[session.len().saturating_sub(cfg.max_len - 1)..]);
+                s.ids.push(mask);
+            }
+            None => s
+                .ids
+                .extend_from_slice(&session[session.len().saturating_sub(cfg.max_len)..]),
+        }
+        let n = s.ids.len();
+        let pad = match cfg.mode {
+            Mode::Faithful => cfg.max_len - n,
+            Mode::Corrected => 0,
+        };
+        let n_views = self.tables.len();
+        s.views.resize_with(n_views, Vec::new);
+        let scale = (d as f32).sqrt();
+        for (t, x) in self.tables.iter().zip(s.views.iter_mut()) {
+            x.clear();
+            x.resize(n * d, 0.0);
+            for (r, &id) in x.chunks_exact_mut(d).zip(&s.ids) {
+                t.row_into(id as usize, r);
+            }
+            if let Some(pos) = &self.pos {
+                for (i, r) in x.chunks_exact_mut(d).enumerate() {
+                    // Positions count from the oldest kept item: 1..=n.
+                    for (v, p) in r.iter_mut().zip(&pos[(i + 1) * d..(i + 2) * d]) {
+                        *v = *v * scale + p;
+                    }
+                }
+            }
+        }
+        // Paper-faithful GRU4Rec reads its padding steps too: row 0 of each table, through the
+        // cross-attentions when there are any.
+        let gru_pad = pad > 0 && !cfg.backbone.is_transformer();
+        s.pad_rows.resize_with(n_views, Vec::new);
+        if gru_pad {
+            for (t, p) in self.tables.iter().zip(s.pad_rows.iter_mut()) {
+                p.clear();
+                p.resize(d, 0.0);
+                t.row_into(0, p);
+            }
+        }
+        if let Some((llm2id, id2llm)) = &self.cross {
+            s.rows.clear();
+            s.rows.extend(0..n);
+            s.crossed.resize_with(2, Vec::new);
+            let (a, b) = s.crossed.split_at_mut(1);
+            llm2id.forward(
+                &s.views[1],
+                &s.rows,
+                &s.views[0],
+                self.cross_reach,
+                &mut s.cross,
+                &mut a[0],
+            );
+            id2llm.forward(
+                &s.views[0],
+                &s.rows,
+                &s.views[1],
+                self.cross_reach,
+                &mut s.cross,
+                &mut b[0],
+            );
+            if gru_pad {
+                let (e_id, e_se) = (s.pad_rows[0].clone(), s.pad_rows[1].clone());
+                llm2id.forward(
+                    &e_se,
+                    &[0],
+                    &s.views[0],
+                    Reach::All,
+                    &mut s.cross,
+                    &mut s.pad_rows[0],
+                );
+                id2llm.forward(
+                    &e_id,
+                    &[0],
+                    &s.views[1],
+                    Reach::All,
+                    &mut s.cross,
+                    &mut s.pad_rows[1],
+                );
+            }
+            std::mem::swap(&mut s.views, &mut s.crossed);
+        }
+        out.clear();
+        out.resize(n_views * d, 0.0);
+        for (v, o) in out.chunks_exact_mut(d).enumerate() {
+            match &self.encoder {
+                Encoder::Transformer(t) => t.forward(&s.views[v], pad, &mut s.enc, o),
+                Encoder::Gru(g) => {
+                    let p = gru_pad.then(|| s.pad_rows[v].as_slice());
+                    g.forward(&s.views[v], p, pad, &mut s.enc, o)
+                }
+            }
+        }
+    }
+
+    /// Scores of a user vector against items `0..=n_items` (index 0 is the padding slot).
+    pub fn scores_into(&self, user: &[f32], scores: &mut Vec<f32>) {
+        let d = self.cfg.hidden;
+        scores.clear();
+        scores.resize(self.cfg.n_items + 1, 0.0);
+        for (t, u) in self.tables.iter().zip(user.chunks_exact(d)) {
+            t.add_scores(u, scores);
+        }
+    }
+
+    /// Scores every item for a session: `n_items + 1` values, index 0 the padding slot.
+    pub fn scores(&self, session: &[u32]) -> Vec<f32> {
+        let mut user = Vec::new();
+        self.user_vector(session, &mut user);
+        let mut scores = Vec::new();
+        self.scores_into(&user, &mut scores);
+        scores
+    }
+
+    /// The `k` best `(id, score)`, best first, skipping the sorted ids in `excluded`.
+    pub fn top_k(&self, session: &[u32], k: usize, excluded: &[u32]) -> Vec<(u32, f32)> {
+        let mut s = self.take_scratch();
+        let (mut user, mut scores) = (std::mem::take(&mut s.user), std::mem::take(&mut s.scores));
+        self.encode(session, &mut s, &mut user);
+        self.scores_into(&user, &mut scores);
+        let best = topk::top_k(&scores, k, excluded);
+        (s.user, s.scores) = (user, scores);
+        self.put_scratch(s);
+        best
+    }
+
+    /// Scores a given user vector and returns the top `k` (the scoring half of [`Self::top_k`],
+    /// used by the browser benchmark to time it alone).
+    pub fn top_k_for_user(&self, user: &[f32], k: usize, excluded: &[u32]) -> Vec<(u32, f32)> {
+        let mut s = self.take_scratch();
+        let mut scores = std::mem::take(&mut s.scores);
+        self.scores_into(user, &mut scores);
+        let best = topk::top_k(&scores, k, excluded);
+        s.scores = scores;
+        self.put_scratch(s);
+        best
+    }
+
+    /// Row `id` of every table, dequantized and concatenated (the item's vector).
+    pub fn item_vector(&self, id: u32, out: &mut Vec<f32>) {
+        let d = self.cfg.hidden;
+        out.clear();
+        out.resize(self.tables.len() * d, 0.0);
+        for (t, o) in self.tables.iter().zip(out.chunks_exact_mut(d)) {
+            t.row_into(id as usize, o);
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! An item table kept in its stored type (f32, f16, Q8_0 or Q4_0): rows are dequantized one at a
+//! time for the session's items, and the catalogue is scored straight from the stored values.
+
+use super::kernels::{dot, dot_f16, dot_q4, dot_q8, BLOCK};
+use crate::bundle::TableType;
+use crate::{Error, Result};
+use candle_core::quantized::{GgmlDType, QTensor};
+use half::f16;
+
+enum Rows {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+    /// One f32 scale per block and the int8 values, row after row.
+    Q8 {
+        scales: Vec<f32>,
+        qs: Vec<i8>,
+    },
+    /// One f32 scale per block and 16 bytes of packed nibbles per block.
+    Q4 {
+        scales: Vec<f32>,
+        qs: Vec<u8>,
+    },
+}
+
+pub struct ItemTable {
+    rows: Rows,
+    n_rows: usize,
+    width: usize,
+}
+
+fn bad(name: &str, msg: impl std::fmt::Display) -> Error {
+    Error::Bundle(format!("item table {name}: {msg}"))
+}
+
+impl ItemTable {
+    /// Takes over a bundle tensor `[rows, width]`, keeping its stored type.
+    pub fn from_qtensor(name: &str, q: &QTensor) -> Result<Self> {
+        let (n_rows, width) = q.shape().dims2().map_err(|e| bad(name, e))?;
+        let data = q.data()?;
+        let blocks = n_rows * width / BLOCK;
+        let rows = match q.dtype() {
+            GgmlDType::F32 => Rows::F32(
+                data.chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            ),
+            GgmlDType::F16 => Rows::F16(
+                data.chunks_exact(2)
+                    .map(|b| f16::from_le_bytes([b[0], b[1]]))
+                    .collect(),
+            ),
+            GgmlDType::Q8_0 => {
+                let mut scales = Vec::with_capacity(blocks);
+                let mut qs = Vec::with_capacity(blocks * BLOCK);
+                for b in data.chunks_exact(2 + BLOCK) {
+                    scales.push(f16::from_le_bytes([b[0], b[1]]).to_f32());
+                    qs.extend(b[2..].iter().map(|&x| x as i8));
+                }
+                Rows::Q8 { scales, qs }
+            }
+            GgmlDType::Q4_0 => {
+                let mut scales = Vec::with_capacity(blocks);
+                let mut qs = Vec::with_capacity(blocks * BLOCK / 2);
+                for b in data.chunks_exact(2 + BLOCK / 2) {
+                    scales.push(f16::from_le_bytes([b[0], b[1]]).to_f32());
+                    qs.extend_from_slice(&b[2..]);
+                }
+                Rows::Q4 { scales, qs }
+            }
+            other => return Err(bad(name, format!("type {other:?} is not a table type"))),
+        };
+        let stored = match &rows {
+            Rows::F32(v) => v.len(),
+            Rows::F16(v) => v.len(),
+            Rows::Q8 { qs, .. } => qs.len(),
+            Rows::Q4 { qs, .. } => qs.len() * 2,
+        };
+        if stored != n_rows * width {
+            return Err(bad(
+                name,
+                format!("holds {stored} values for shape [{n_rows}, {width}]"),
+            ));
+        }
+        Ok(ItemTable {
+            rows,
+            n_rows,
+            width,
+        })
+    }
+
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    pub fn n_rows(&self) -> usize {
+        self.n_rows
+    }
+
+    pub fn stored_type(&self) -> TableType {
+        match self.rows {
+            Rows::F32(_) => TableType::F32,
+            Rows::F16(_) => TableType::F16,
+            Rows::Q8 { .. } => TableType::Q8,
+            Rows::Q4 { .. } => TableType::Q4,
+        }
+    }
+
+    /// Writes row `i`, dequantized, into `out` (`width` values). `i` must be a valid row.
+    pub fn row_into(&self, i: usize, out: &mut [f32]) {
+        let w = self.width;
+        let bpr = w / BLOCK;
+        match &self.rows {
+            Rows::F32(v) => out.copy_from_slice(&v[i * w..(i + 1) * w]),
+            Rows::F16(v) => {
+                for (o, x) in out.iter_mut().zip(&v[i * w..(i + 1) * w]) {
+                    *o = x.to_f32();
+                }
+            }
+            Rows::Q8 { scales, qs } => {
+                for (b, (ob, qb)) in out
+                    .chunks_exact_mut(BLOCK)
+                    .zip(qs[i * w..(i + 1) * w].chunks_exact(BLOCK))
+                    .enumerate()
+                {
+                    let s = scales[i * bpr + b];
+                    for (o, &q) in ob.iter_mut().zip(qb) {
+                        *o = q as f32 * s;
+                    }
+                }
+            }
+            Rows::Q4 { scales, qs } => {
+                let half_w = w / 2;
+                for (b, (ob, qb)) in out
+                    .chunks_exact_mut(BLOCK)
+                    .zip(qs[i * half_w..(i + 1) * half_w].chunks_exact(BLOCK / 2))
+                    .enumerate()
+                {
+                    let s = scales[i * bpr + b];
+                    for (j, &q) in qb.iter().enumerate() {
+                        ob[j] = ((q & 0x0f) as i32 - 8) as f32 * s;
+                        ob[j + BLOCK / 2] = ((q >> 4) as i32 - 8) as f32 * s;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds `u · row_i` to `scores[i]` for rows `0..scores.len()`.
+    pub fn add_scores(&self, u: &[f32], scores: &mut [f32]) {
+        let w = self.width;
+        let bpr = w / BLOCK;
+        match &self.rows {
+            Rows::F32(v) => {
+                for (s, row) in scores.iter_mut().zip(v.chunks_exact(w)) {
+                    *s += dot(u, row);
+                }
+            }
+            Rows::F16(v) => {
+                for (s, row) in scores.iter_mut().zip(v.chunks_exact(w)) {
+                    *s += dot_f16(u, row);
+                }
+            }
+            Rows::Q8 { scales, qs } => {
+                for ((s, row), sc) in scores
+                    .iter_mut()
+                    .zip(qs.chunks_exact(w))
+                    .zip(scales.chunks_exact(bpr))
+                {
+                    *s += dot_q8(u, sc, row);
+                }
+            }
+            Rows::Q4 { scales, qs } => {
+                for ((s, row), sc) in scores
+                    .iter_mut()
+                    .zip(qs.chunks_exact(w / 2))
+                    .zip(scales.chunks_exact(bpr))
+                {
+                    *s += dot_q4(u, sc, row);
+                }
+            }
+        }
+    }
+
+    /// Bytes held in memory.
+    pub fn memory_bytes(&self) -> usize {
+        match &self.rows {
+            Rows::F32(v) => v.len() * 4,
+            Rows::F16(v) => v.len() * 2,
+            Rows::Q8 { scales, qs } => scales.len() * 4 + qs.len(),
+            Rows::Q4 { scales, qs } => scales.len() * 4 + qs.len(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor};
+
+    #[test]
+    fn rows_and_scores_match_candle_dequantization_for_every_type() {
+        let (n, w) = (5usize, 64usize);
+        let v: Vec<f32> = (0..n * w)
+            .map(|i| ((i * 7919) % 97) as f32 / 50.0 - 1.0)
+            .collect();
+        let t = Tensor::from_vec(v, (n, w), &Device::Cpu).unwrap();
+        let u: Vec<f32> = (0..w).map(|i| (i as f32 * 0.3).sin()).collect();
+        for tt in TableType::ALL {
+            let q = QTensor::quantize(&t, tt.ggml()).unwrap();
+            let deq: Vec<Vec<f32>> = q.dequantize(&Device::Cpu).unwrap().to_vec2().unwrap();
+            let table = ItemTable::from_qtensor("t", &q).unwrap();
+            assert_eq!(table.stored_type(), tt);
+            let mut scores = vec![0f32; n];
+            table.add_scores(&u, &mut scores);
+            let mut row = vec![0f32; w];
+            for i in 0..n {
+                table.row_into(i, &mut row);
+                assert_eq!(row, deq[i], "{tt} row {i}");
+                let want: f32 = deq[i].iter().zip(&u).map(|(a, b)| a * b).sum();
+                assert!(
+                    (scores[i] - want).abs() < 1e-4,
+                    "{tt}: {} vs {want}",
+                    scores[i]
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The fast inference path (`infer::Engine`, what `recommend` and the browser run) against the
+//! straightforward one (the candle model rebuilt from the same bundle): the same scores within
+//! 1e-4 for every backbone, variant, mode and table type, at session lengths from one item to
+//! past `max_len`; and the quantized bundles' sizes and errors in the expected order.
+
+use candle_core::Tensor;
+use llm_esr::bundle::{self, Bundle, EncoderType, Manifest, Precision, TableType};
+use llm_esr::model::init::random_weights;
+use llm_esr::model::{Backbone, Mode, ModelConfig, SemanticConfig};
+use llm_esr::recommend::{reference_scores, Recommender};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::collections::HashMap;
+
+const N: usize = 50;
+
+fn config(backbone: Backbone, llmesr: bool, mode: Mode) -> ModelConfig {
+    let mut cfg = ModelConfig::reference(backbone, N);
+    cfg.max_len = 12;
+    cfg.hidden = 32;
+    cfg.n_heads = 2;
+    cfg.mode = mode;
+    if llmesr {
+        let mut sem = SemanticConfig::reference(32);
+        sem.folded = true;
+        cfg.semantic = Some(sem);
+    }
+    cfg
+}
+
+/// Seeded weights with every bias and LayerNorm shifted off its initial value, so the padding
+/// keys of paper-faithful mode (whose keys are the projection biases) matter.
+fn weights(cfg: &ModelConfig, seed: u64) -> HashMap<String, Tensor> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    random_weights(cfg, seed)
+        .unwrap()
+        .into_iter()
+        .map(|(k, t)| {
+            let n = t.elem_count();
+            let noise: Vec<f32> = (0..n).map(|_| rng.random_range(-0.2..0.2)).collect();
+            let noise = Tensor::from_vec(noise, t.shape(), t.device()).unwrap();
+            (k, (t + noise).unwrap())
+        })
+        .collect()
+}
+
+fn sessions() -> Vec<Vec<u32>> {
+    vec![
+        vec![7],
+        vec![3, 9, 27],
+        (1..=11).collect(),
+        (1..=12).collect(),
+        (5..=40).rev().collect(),
+    ]
+}
+
+#[test]
+fn fast_path_equals_the_candle_model_everywhere() {
+    for backbone in [Backbone::Sasrec, Backbone::Gru4rec, Backbone::Bert4rec] {
+        for llmesr in [false, true] {
+            for mode in [Mode::Corrected, Mode::Faithful] {
+                let cfg = config(backbone, llmesr, mode);
+                let w = weights(&cfg, 3);
+                for tables in TableType::ALL {
+                    let p = Precision {
+                        tables,
+                        encoder: EncoderType::F32,
+                    };
+                    let bytes = bundle::write_with(&Manifest::synthetic("t", &cfg), &w, p).unwrap();
+                    let rec = Recommender::from_bytes(&bytes).unwrap();
+                    let b = Bundle::from_bytes(&bytes).unwrap();
+                    assert_eq!(b.precision, p);
+                    let ss = sessions();
+                    let refs: Vec<&[u32]> = ss.iter().map(Vec::as_slice).collect();
+                    let want = reference_scores(&b, &refs).unwrap();
+                    for (s, w) in ss.iter().zip(&want) {
+                        let got = rec.scores(s).unwrap();
+                        let diff = got[1..=N]
+                            .iter()
+                            .zip(&w[1..=N])
+                            .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+                            .fold(0f32, f32::max);
+                        assert!(
+                            diff < 1e-4,
+                            "{backbone:?} llmesr={llmesr} {mode:?} {tables}: session of {} differs by {diff}",
+                            s.len()
+                        );
+                        // The top k comes from the same scores, session items left out.
+                        let top = rec.recommend(s, 5, true).unwrap();
+                        assert_eq!(top.len(), 5);
+                        for r in &top {
+                            assert!(!s.contains(&r.id));
+                            assert!((r.score - got[r.id as usize]).abs() < 1e-6);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn quantized_bundles_shrink_and_lose_little() {
+    let cfg = config(Backbone::Sasrec, true, Mode::Corrected);
+    let w = weights(&cfg, 9);
+    let write = |tables, encoder| {
+        bundle::write_with(
+            &Manifest::synthetic("t", &cfg),
+            &w,
+            Precision { tables, encoder },
+        )
+        .unwrap()
+    };
+    let f32b = write(TableType::F32, EncoderType::F32);
+    let base = Recommender::from_bytes(&f32b)
+        .unwrap()
+        .scores(&[4, 8, 15])
+        .unwrap();
+    let mut last_size = f32b.len();
+    let mut last_err = 0.0f32;
+    for t in [TableType::F16, TableType::Q8, TableType::Q4] {
+        let b = write(t, EncoderType::F32);
+        assert!(
+            b.len() < last_size,
+            "{t} is smaller than the type before it"
+        );
+        let s = Recommender::from_bytes(&b)
+            .unwrap()
+            .scores(&[4, 8, 15])
+            .unwrap();
+        let err = s
+            .iter()
+            .zip(&base)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            err >= last_err,
+            "{t}: error {err} below the finer type's {last_err}"
+        );
+        last_size = b.len();
+        last_err = err;
+    }
+    // An f16 encoder halves the encoder's bytes and still loads and scores.
+    let half = write(TableType::Q8, EncoderType::F16);
+    let rec = Recommender::from_bytes(&half).unwrap();
+    assert_eq!(rec.precision().encoder, EncoderType::F16);
+    assert!(rec.scores(&[1, 2]).unwrap().iter().all(|x| x.is_finite()));
+}
+
+#[test]
+fn block_types_need_whole_blocks_per_row() {
+    let mut cfg = config(Backbone::Sasrec, false, Mode::Corrected);
+    cfg.hidden = 16;
+    let w = random_weights(&cfg, 1).unwrap();
+    let p = Precision {
+        tables: TableType::Q8,
+        encoder: EncoderType::F32,
+    };
+    let e = bundle::write_with(&Manifest::synthetic("t", &cfg), &w, p)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("multiple of 32"), "{e}");
+}

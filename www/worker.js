@@ -1,0 +1,78 @@
+// The recommender's home: a module worker that owns the wasm instance and the loaded bundle, so
+// the page never blocks on loading or scoring. Bundles are fetched once with progress and kept in
+// the Cache API; a second visit loads them from there, with no network.
+import init, { Recommender } from './pkg/llm_esr.js';
+
+const CACHE = 'llm-esr-bundles-v1';
+let ready = null;
+let rec = null;
+
+async function readWithProgress(resp, report) {
+  const total = Number(resp.headers.get('content-length')) || 0;
+  if (!resp.body) return new Uint8Array(await resp.arrayBuffer());
+  const reader = resp.body.getReader();
+  const parts = [];
+  let loaded = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    loaded += value.length;
+    report(loaded, total);
+  }
+  const bytes = new Uint8Array(loaded);
+  let at = 0;
+  for (const p of parts) { bytes.set(p, at); at += p.length; }
+  return bytes;
+}
+
+/** The bundle's bytes from the Cache API, or from the network (then stored for next time). */
+async function fetchBundle(url, report) {
+  const cache = 'caches' in self ? await caches.open(CACHE) : null;
+  const hit = cache ? await cache.match(url) : undefined;
+  if (hit) {
+    const bytes = new Uint8Array(await hit.arrayBuffer());
+    report(bytes.length, bytes.length);
+    return { bytes, fromCache: true };
+  }
+  const resp = await fetch(url);
+  if (!resp.ok) throw new Error(`bundle ${url}: HTTP ${resp.status}`);
+  const bytes = await readWithProgress(resp, report);
+  if (cache) {
+    await cache.put(url, new Response(bytes, {
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(bytes.length) },
+    }));
+  }
+  return { bytes, fromCache: false };
+}
+
+const ops = {
+  async load({ url }, id) {
+    ready ??= init();
+    await ready;
+    const t0 = performance.now();
+    const { bytes, fromCache } = await fetchBundle(url, (loaded, total) =>
+      self.postMessage({ id, progress: { loaded, total } }));
+    const t1 = performance.now();
+    rec?.free();
+    rec = null;
+    rec = new Recommender(bytes);
+    const t2 = performance.now();
+    return { info: rec.info(), items: rec.items(), fromCache, fetchMs: t1 - t0, loadMs: t2 - t1 };
+  },
+  recommend({ session, k }) {
+    if (!rec) throw new Error('no bundle loaded');
+    const recs = rec.recommend(session, k);
+    return { recs, ms: rec.lastLatencyMs };
+  },
+};
+
+self.onmessage = async ({ data }) => {
+  const { id, op, args } = data;
+  try {
+    if (!ops[op]) throw new Error(`unknown operation ${op}`);
+    self.postMessage({ id, ok: true, result: await ops[op](args, id) });
+  } catch (e) {
+    self.postMessage({ id, ok: false, error: e?.message ?? String(e) });
+  }
+};
