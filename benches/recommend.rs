@@ -55,7 +55,7 @@ fn cases() -> Vec<Case> {
             "{} not found (run scripts/bench.sh); timing a synthetic ML-1M-shaped bundle",
             manifest.display()
         );
-        let mut cfg = ModelConfig::reference(Backbone::Sasrec, 3706);
+        let mut cfg = ModelConfig::reference(Backbone::Sasrec, 3503);
         let mut sem = SemanticConfig::reference(64);
         sem.folded = true;
         cfg.semantic = Some(sem);
@@ -67,8 +67,8 @@ fn cases() -> Vec<Case> {
         let bytes = bundle::write_with(&Manifest::synthetic("s", &cfg), &w, p).unwrap();
         let rec = Recommender::from_bytes(&bytes).unwrap();
         return vec![Case {
-            name: "synthetic-3706-q8".into(),
-            sessions: random_sessions(3706),
+            name: "synthetic-3503-q8".into(),
+            sessions: random_sessions(3503),
             rec,
         }];
     };

@@ -23,7 +23,7 @@ if [ -f "$run/run.json" ]; then
 else
   echo "no finished run at $run: timing an untrained ML-1M-shaped LLM-ESR bundle instead" >&2
   for q in f32 q8 q4; do
-    $bin synthetic --items 3706 --llmesr --quant $q --out "$b/bundles/ml-1m-shaped-llmesr-$q.gguf"
+    $bin synthetic --items 3503 --llmesr --quant $q --out "$b/bundles/ml-1m-shaped-llmesr-$q.gguf"
   done
 fi
 $bin workload --data data/ml-1m --out "$b/workload.json"
@@ -38,7 +38,7 @@ done
 bash scripts/build-web.sh "$b/site" "$b"/bundles/ml-1m-*.gguf "$b"/bundles/synthetic-1{0000,00000,000000}-*.gguf
 cp "$b/workload.json" "$b/site/bundles/workload.json"
 node tests/e2e/run-bench.mjs "$b/site" reports/bench.json
-LLMESR_BENCH_SITE="$b/site" cargo bench --bench recommend
+LLMESR_BENCH_SITE="$b/site" cargo bench --bench recommend -- --warm-up-time 1 --measurement-time 3 --sample-size 30
 # Criterion's medians next to the browser's rows, for the wasm/native ratio.
 python3 - <<'PY'
 import glob, json, os, datetime, platform
