@@ -25,6 +25,10 @@ $bin embed --data data/ml-100k --out "$e2e/ml-100k-semantic.safetensors" --quiet
 $bin train --data data/ml-100k --variant llmesr --semantic "$e2e/ml-100k-semantic.safetensors" \
   --teacher cached --bucket --out "$e2e/run-llmesr" --epochs 2 --quiet > /dev/null
 $bin export --run "$e2e/run-llmesr" --out "$e2e/ml-100k-sasrec-llmesr.gguf"
+# Quantized tables take the browser's SIMD block kernels; parity holds them to the native ones.
+for q in q8 q4; do
+  $bin export --run "$e2e/run-llmesr" --quant $q --out "$e2e/ml-100k-sasrec-llmesr-$q.gguf"
+done
 # The other backbones' LLM-ESR structure, with untrained weights (parity, not quality).
 synth=()
 for b in gru4rec bert4rec; do
@@ -34,5 +38,10 @@ for b in gru4rec bert4rec; do
     synth+=("$e2e/synthetic-$b-$v.gguf")
   done
 done
-bash scripts/build-web.sh "$e2e/site" "$e2e/ml-100k-sasrec-base.gguf" "$e2e/ml-100k-sasrec-llmesr.gguf" "${synth[@]}"
+# Titles that are markup: the page must show them as text and run nothing.
+printf '%s\n' '<img src=x onerror="window.__pwned=1">Evil image' '<script>window.__pwned=2</script>Script' \
+  '<b onmouseover="window.__pwned=3">Bold</b> movie' > "$e2e/markup-titles.txt"
+$bin synthetic --items 64 --max-len 20 --titles "$e2e/markup-titles.txt" --out "$e2e/markup.gguf"
+bash scripts/build-web.sh "$e2e/site" "$e2e/ml-100k-sasrec-base.gguf" "$e2e/ml-100k-sasrec-llmesr.gguf" \
+  "$e2e"/ml-100k-sasrec-llmesr-q{8,4}.gguf "${synth[@]}" "$e2e/markup.gguf"
 node --test tests/e2e/

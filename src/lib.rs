@@ -19,6 +19,7 @@ pub mod fsio;
 pub mod infer;
 pub mod model;
 pub mod recommend;
+pub mod rerank;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod semantic;
 #[cfg(not(target_arch = "wasm32"))]

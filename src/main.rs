@@ -89,6 +89,9 @@ enum Command {
         /// Allow items already in the session to be recommended again.
         #[arg(long)]
         include_session: bool,
+        /// Re-rank toward less-popular items (0 = the model's ranking; see `llmesr exposure`).
+        #[arg(long, default_value_t = 0.0)]
+        tail_weight: f32,
         #[arg(long)]
         json: bool,
     },
@@ -113,8 +116,24 @@ enum Command {
         /// Storage type of the item tables: f32, f16, q8 or q4.
         #[arg(long, default_value = "f32")]
         quant: TableType,
+        /// Titles for the items, one per line (reused in turn when there are fewer lines than
+        /// items); by default `item 1`, `item 2`, ….
+        #[arg(long)]
+        titles: Option<PathBuf>,
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Measure the tail-exposure control: for each weight, recommend 10 items to every test user
+    /// from a bundle and report NDCG@10 of the held-out item, the tail share of the lists and the
+    /// share of the catalogue they cover.
+    Exposure {
+        #[arg(long)]
+        bundle: PathBuf,
+        /// The dataset folder the bundle's model was trained on.
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,1")]
+        weights: Vec<f32>,
     },
     /// Write the benchmark workload: sessions of fixed lengths cut from test users' histories
     /// (their newest items), drawn with a seed, as JSON for the benchmark page and criterion.
@@ -789,6 +808,58 @@ fn cmd_quantize(
     Ok(())
 }
 
+fn cmd_exposure(bundle_path: &Path, data_dir: &Path, weights: &[f32]) -> Result<()> {
+    let rec = Recommender::from_bytes(&llm_esr::fsio::read(bundle_path)?)?;
+    let raw = data::load_dir(data_dir)?;
+    let dataset = Dataset::from_raw(&raw, &FilterOptions::default())?;
+    if dataset.n_items() != rec.n_items() {
+        anyhow::bail!(
+            "{} has {} items; {} gives {}",
+            bundle_path.display(),
+            rec.n_items(),
+            data_dir.display(),
+            dataset.n_items()
+        );
+    }
+    let mut out = Vec::new();
+    println!("weight  NDCG@10  tail share  coverage");
+    for &w in weights {
+        let opts = llm_esr::recommend::Options {
+            exclude_session: true,
+            tail_weight: w,
+        };
+        let (mut ndcg, mut tail, mut shown) = (0f64, 0usize, 0usize);
+        let mut seen = std::collections::HashSet::new();
+        for seq in &dataset.sequences {
+            let (input, target) = llm_esr::data::split::eval_case(seq, Stage::Test);
+            let recs = rec.recommend_with(input, 10, opts)?;
+            if let Some(r) = recs.iter().position(|r| r.id == target) {
+                ndcg += 1.0 / ((r + 2) as f64).log2();
+            }
+            tail += recs.iter().filter(|r| r.tail).count();
+            shown += recs.len();
+            seen.extend(recs.iter().map(|r| r.id));
+        }
+        let users = dataset.sequences.len() as f64;
+        let row = serde_json::json!({
+            "weight": w,
+            "ndcg@10": ndcg / users,
+            "tail_share": tail as f64 / shown.max(1) as f64,
+            "coverage": seen.len() as f64 / rec.n_items() as f64,
+            "users": dataset.sequences.len(),
+        });
+        println!(
+            "{w:<7} {:.4}   {:.3}       {:.3}",
+            row["ndcg@10"].as_f64().unwrap_or(f64::NAN),
+            row["tail_share"].as_f64().unwrap_or(f64::NAN),
+            row["coverage"].as_f64().unwrap_or(f64::NAN)
+        );
+        out.push(row);
+    }
+    eprintln!("{}", serde_json::to_string(&out)?);
+    Ok(())
+}
+
 fn cmd_workload(
     data_dir: &Path,
     lengths: &[usize],
@@ -911,11 +982,11 @@ fn cmd_recommend(
     bundle: &Path,
     session: &[u32],
     k: usize,
-    include: bool,
+    opts: llm_esr::recommend::Options,
     json: bool,
 ) -> Result<()> {
     let rec = Recommender::from_bytes(&llm_esr::fsio::read(bundle)?)?;
-    let recs = rec.recommend(session, k, !include)?;
+    let recs = rec.recommend_with(session, k, opts)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&recs)?);
     } else {
@@ -1006,8 +1077,18 @@ fn run(cli: Cli) -> Result<()> {
             session,
             k,
             include_session,
+            tail_weight,
             json,
-        } => cmd_recommend(&bundle, &session, k, include_session, json),
+        } => cmd_recommend(
+            &bundle,
+            &session,
+            k,
+            llm_esr::recommend::Options {
+                exclude_session: !include_session,
+                tail_weight,
+            },
+            json,
+        ),
         Command::Synthetic {
             items,
             max_len,
@@ -1017,6 +1098,7 @@ fn run(cli: Cli) -> Result<()> {
             llmesr,
             seed,
             quant,
+            titles,
             out,
         } => {
             let mut cfg = ModelConfig::reference(backbone.into(), items);
@@ -1030,8 +1112,20 @@ fn run(cli: Cli) -> Result<()> {
             }
             cfg.validate()?;
             let weights = llm_esr::model::init::random_weights(&cfg, seed)?;
+            let mut manifest = bundle::Manifest::synthetic("synthetic", &cfg);
+            if let Some(path) = titles {
+                let text = String::from_utf8(llm_esr::fsio::read(&path)?)
+                    .with_context(|| format!("{} is not UTF-8", path.display()))?;
+                let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+                if lines.is_empty() {
+                    anyhow::bail!("{} has no titles", path.display());
+                }
+                for (i, item) in manifest.items.iter_mut().enumerate() {
+                    item.title = lines[i % lines.len()].to_string();
+                }
+            }
             let bytes = bundle::write_with(
-                &bundle::Manifest::synthetic("synthetic", &cfg),
+                &manifest,
                 &weights,
                 Precision {
                     tables: quant,
@@ -1042,6 +1136,11 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("wrote {} ({} bytes)", out.display(), bytes.len());
             Ok(())
         }
+        Command::Exposure {
+            bundle,
+            data,
+            weights,
+        } => cmd_exposure(&bundle, &data, &weights),
         Command::Workload {
             data,
             lengths,

@@ -17,7 +17,33 @@ pub struct Recommendation {
     pub score: f32,
     /// Whether the item is in the long tail (popularity below the bundle's cut).
     pub tail: bool,
+    /// The session item nearest to this one (cosine of item vectors, the semantic view where the
+    /// model has one): a short "because you added …" for the page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub because: Option<u32>,
 }
+
+/// How `recommend_with` serves a session.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Options {
+    /// Leave session items out of the results.
+    pub exclude_session: bool,
+    /// Tail exposure ([`crate::rerank::tail_rerank`]): 0 is the model's ranking.
+    pub tail_weight: f32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            exclude_session: true,
+            tail_weight: 0.0,
+        }
+    }
+}
+
+/// Candidates re-ranked for tail exposure: the model's best `max(POOL, 20k)`. Wide enough that a
+/// model whose top 100 is all head items still has tail items to offer.
+const POOL: usize = 500;
 
 /// A loaded model and catalogue, ready to answer sessions.
 pub struct Recommender {
@@ -119,22 +145,79 @@ impl Recommender {
         k: usize,
         exclude_session: bool,
     ) -> Result<Vec<Recommendation>> {
+        self.recommend_with(
+            session,
+            k,
+            Options {
+                exclude_session,
+                ..Options::default()
+            },
+        )
+    }
+
+    /// [`Self::recommend`] with serving options: with a tail weight above 0 the model's best
+    /// candidates are re-ranked toward less-popular items (scores stay the model's).
+    pub fn recommend_with(
+        &self,
+        session: &[u32],
+        k: usize,
+        opts: Options,
+    ) -> Result<Vec<Recommendation>> {
         if k == 0 {
             return Err(Error::Request("k must be at least 1".to_string()));
         }
+        if !(opts.tail_weight.is_finite() && opts.tail_weight >= 0.0) {
+            return Err(Error::Request(format!(
+                "tail weight must be a finite number of at least 0, got {}",
+                opts.tail_weight
+            )));
+        }
         self.check(session)?;
-        let mut excluded: Vec<u32> = if exclude_session {
+        let mut excluded: Vec<u32> = if opts.exclude_session {
             session.to_vec()
         } else {
             Vec::new()
         };
         excluded.sort_unstable();
         excluded.dedup();
-        self.engine
-            .top_k(session, k, &excluded)
+        let best: Vec<(u32, f32)> = if opts.tail_weight > 0.0 {
+            let pool = self.engine.top_k(session, POOL.max(20 * k), &excluded);
+            let items = &self.manifest.items;
+            let max_pop = items.iter().map(|e| e.popularity).max().unwrap_or(0);
+            crate::rerank::tail_rerank(
+                &pool,
+                |id| items[id as usize - 1].popularity,
+                max_pop,
+                opts.tail_weight,
+                k,
+            )
             .into_iter()
-            .map(|(id, score)| self.recommendation(id, score))
+            .map(|(id, s, _)| (id, s))
             .collect()
+        } else {
+            self.engine.top_k(session, k, &excluded)
+        };
+        let mut unique: Vec<u32> = session.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        best.into_iter()
+            .map(|(id, score)| {
+                let mut r = self.recommendation(id, score)?;
+                r.because = self.nearest(id, &unique);
+                Ok(r)
+            })
+            .collect()
+    }
+
+    /// The item of `among` whose vector is nearest (cosine) to `id`'s.
+    fn nearest(&self, id: u32, among: &[u32]) -> Option<u32> {
+        let view = self.engine.n_views() - 1;
+        let target = self.engine.item_view(id, view);
+        among
+            .iter()
+            .map(|&s| (s, cosine(&target, &self.engine.item_view(s, view))))
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+            .map(|(s, _)| s)
     }
 
     /// Catalogue data for a scored item.
@@ -146,7 +229,19 @@ impl Recommender {
             title: e.title.clone(),
             score,
             tail: self.is_tail(id),
+            because: None,
         })
+    }
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot = crate::infer::kernels::dot(a, b);
+    let na = crate::infer::kernels::dot(a, a).sqrt();
+    let nb = crate::infer::kernels::dot(b, b).sqrt();
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na * nb)
     }
 }
 

@@ -67,19 +67,24 @@ impl Recommender {
     }
 
     /// The top `k` items for `session` (an array of item ids, oldest first), as
-    /// `[{id, key, title, score, tail}]`, best first. Session items are left out unless
-    /// `includeSession` is true.
+    /// `[{id, key, title, score, tail, because}]`, best first. Session items are left out unless
+    /// `includeSession` is true; `tailWeight` (0 by default) re-ranks toward less-popular items.
     pub fn recommend(
         &self,
         session: JsValue,
         k: usize,
         #[wasm_bindgen(js_name = includeSession)] include_session: Option<bool>,
+        #[wasm_bindgen(js_name = tailWeight)] tail_weight: Option<f32>,
     ) -> Result<JsValue, JsError> {
         let start = now_ms();
         let session = session_from_js(session)?;
+        let opts = recommend::Options {
+            exclude_session: !include_session.unwrap_or(false),
+            tail_weight: tail_weight.unwrap_or(0.0),
+        };
         let recs = self
             .inner
-            .recommend(&session, k, !include_session.unwrap_or(false))
+            .recommend_with(&session, k, opts)
             .map_err(js_err)?;
         let out = serde_wasm_bindgen::to_value(&recs)?;
         self.last_latency_ms.set(now_ms() - start);

@@ -135,3 +135,74 @@ fn recommend_reports_bad_bundles_and_sessions() {
         "bundle: corrupt or truncated GGUF header",
     );
 }
+
+#[test]
+fn quantization_and_serving_flags_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = dir.path().join("s.gguf");
+    let b = b.to_str().unwrap();
+    fails_with(
+        &["synthetic", "--items", "30", "--quant", "q5", "--out", b],
+        "unknown table type \"q5\"",
+    );
+    // Q8_0 stores rows in blocks of 32 values: an 8-wide model cannot use it.
+    fails_with(
+        &[
+            "synthetic",
+            "--items",
+            "30",
+            "--hidden",
+            "8",
+            "--quant",
+            "q8",
+            "--out",
+            b,
+        ],
+        "multiple of 32",
+    );
+    let ok = Command::new(BIN)
+        .args([
+            "synthetic",
+            "--items",
+            "30",
+            "--max-len",
+            "8",
+            "--quant",
+            "q4",
+            "--out",
+            b,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    fails_with(
+        &[
+            "recommend",
+            "--bundle",
+            b,
+            "--session",
+            "1",
+            "--tail-weight=-1",
+        ],
+        "tail weight must be a finite number of at least 0",
+    );
+    let out = Command::new(BIN)
+        .args([
+            "recommend",
+            "--bundle",
+            b,
+            "--session",
+            "1,2",
+            "--tail-weight",
+            "0.5",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let recs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(recs.as_array().unwrap().len(), 10);
+}

@@ -161,3 +161,53 @@ fn block_types_need_whole_blocks_per_row() {
         .to_string();
     assert!(e.contains("multiple of 32"), "{e}");
 }
+
+#[test]
+fn serving_options_are_checked_and_explained() {
+    use llm_esr::recommend::Options;
+    let cfg = config(Backbone::Sasrec, true, Mode::Corrected);
+    let w = weights(&cfg, 5);
+    let rec = Recommender::from_bytes(&bundle::write(&Manifest::synthetic("t", &cfg), &w).unwrap())
+        .unwrap();
+    let session = [3u32, 9, 27];
+    for bad in [f32::NAN, -0.5, f32::INFINITY] {
+        let opts = Options {
+            exclude_session: true,
+            tail_weight: bad,
+        };
+        let e = rec
+            .recommend_with(&session, 5, opts)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tail weight"), "{e}");
+    }
+    let plain = rec.recommend(&session, 10, true).unwrap();
+    // Each recommendation names the session item nearest to it.
+    assert!(plain
+        .iter()
+        .all(|r| r.because.is_some_and(|b| session.contains(&b))));
+    // Weight 0 is the plain ranking; a large weight moves the list toward less-popular items
+    // (the synthetic catalogue's popularity is the item id).
+    let zero = rec
+        .recommend_with(&session, 10, Options::default())
+        .unwrap();
+    assert_eq!(
+        zero.iter().map(|r| r.id).collect::<Vec<_>>(),
+        plain.iter().map(|r| r.id).collect::<Vec<_>>()
+    );
+    let heavy = rec
+        .recommend_with(
+            &session,
+            10,
+            Options {
+                exclude_session: true,
+                tail_weight: 2.0,
+            },
+        )
+        .unwrap();
+    let mean_id = |rs: &[llm_esr::recommend::Recommendation]| {
+        rs.iter().map(|r| r.id as f32).sum::<f32>() / rs.len() as f32
+    };
+    assert!(mean_id(&heavy) < mean_id(&plain));
+    assert!(heavy.iter().all(|r| !session.contains(&r.id)));
+}

@@ -1,15 +1,20 @@
 // The demo page: a worker loads the wasm recommender and a bundle, the visitor builds a session,
-// and recommendations follow it. Every title is rendered with textContent, never as HTML.
+// and recommendations follow it. The session lives in localStorage only. Every title is rendered
+// with textContent, never as HTML.
 import { RecommenderClient } from './client.js';
 
 const $ = (id) => document.getElementById(id);
 const status = $('status');
-const session = [];
 const client = new RecommenderClient();
+const session = [];
 let items = [];
+let dataset = '';
 let asked = 0;
+// Items shown since the page loaded, for the coverage figure.
+const shown = new Set();
 
 const fold = (s) => s.normalize('NFD').replace(/\p{Diacritic}/gu, '').toLowerCase();
+const storageKey = () => `llm-esr:session:${dataset}:${items.length}`;
 
 function el(tag, text, cls) {
   const e = document.createElement(tag);
@@ -18,18 +23,43 @@ function el(tag, text, cls) {
   return e;
 }
 
-function renderMatches() {
+function save() {
+  try {
+    if (session.length) localStorage.setItem(storageKey(), JSON.stringify(session));
+    else localStorage.removeItem(storageKey());
+  } catch { /* storage may be off (private mode); the session then lasts for the page only */ }
+}
+
+function restore() {
+  session.length = 0;
+  try {
+    const saved = JSON.parse(localStorage.getItem(storageKey()) ?? '[]');
+    if (Array.isArray(saved)) {
+      session.push(...saved.filter((id) => Number.isInteger(id) && id >= 1 && id <= items.length));
+    }
+  } catch { /* a damaged entry is dropped */ }
+}
+
+function matches() {
   const q = fold($('search').value.trim());
+  if (!q) return [];
+  return items.filter((it) => it.folded.includes(q) && !session.includes(it.id)).slice(0, 15);
+}
+
+function add(id) {
+  session.push(id);
+  update();
+}
+
+function renderMatches() {
   const list = $('matches');
   list.replaceChildren();
-  if (!q) return;
-  const hits = items.filter((it) => it.folded.includes(q) && !session.includes(it.id)).slice(0, 15);
-  for (const it of hits) {
+  for (const it of matches()) {
     const li = el('li');
     const b = el('button', 'Add');
     b.type = 'button';
     b.setAttribute('aria-label', `Add ${it.title}`);
-    b.addEventListener('click', () => { session.push(it.id); update(); });
+    b.addEventListener('click', () => add(it.id));
     li.append(b, ' ', el('span', it.title));
     list.append(li);
   }
@@ -54,56 +84,101 @@ async function renderRecs() {
   const list = $('recs');
   const ticket = ++asked;
   const forSession = session.join(',');
+  const tailWeight = Number($('tail').value);
   if (session.length === 0) {
     list.replaceChildren(el('li', 'Add a movie to get recommendations.', 'hint'));
     list.dataset.for = '';
     $('latency').textContent = '';
+    $('exposure').textContent = '';
     return;
   }
   let answer;
   try {
-    answer = await client.recommend([...session], 10);
+    answer = await client.recommend([...session], 10, tailWeight);
   } catch (e) {
     status.textContent = `Error: ${e.message}`;
     status.className = 'error';
     return;
   }
-  // A newer session has been sent meanwhile: its answer will draw the list.
+  // A newer request has been sent meanwhile: its answer will draw the list.
   if (ticket !== asked) return;
   const rows = answer.recs.map((r) => {
     const li = el('li');
     li.dataset.id = r.id;
+    li.dataset.tail = r.tail;
+    const because = r.because ? el('span', `because you added ${items[r.because - 1].title}`, 'because') : '';
     li.append(el('span', r.title, 'title'), el('span', r.score.toFixed(3), 'score'),
-      el('span', r.tail ? 'tail' : 'head', `badge ${r.tail ? 'tail' : 'head'}`));
+      el('span', r.tail ? 'tail' : 'head', `badge ${r.tail ? 'tail' : 'head'}`), because);
+    shown.add(r.id);
     return li;
   });
   list.replaceChildren(...rows);
   list.dataset.for = forSession;
+  list.dataset.weight = String(tailWeight);
+  const tail = answer.recs.filter((r) => r.tail).length;
+  $('exposure').textContent = `Tail items in this list: ${tail} of ${answer.recs.length}. ` +
+    `Shown so far: ${shown.size} different movies, ${((100 * shown.size) / items.length).toFixed(1)}% of the catalogue.`;
   $('latency').textContent = `Computed on this device in ${answer.ms.toFixed(1)} ms.`;
 }
 
 function update() {
+  save();
   renderMatches();
   renderSession();
   renderRecs();
 }
 
+async function load(entry) {
+  status.dataset.ready = 'false';
+  $('search').disabled = true;
+  $('model').disabled = true;
+  const loaded = await client.load(`./bundles/${entry.file}`, ({ loaded, total }) => {
+    status.textContent = total
+      ? `Loading ${entry.name}: ${Math.round((100 * loaded) / total)}% of ${(total / 1e6).toFixed(1)} MB`
+      : `Loading ${entry.name}: ${(loaded / 1e6).toFixed(1)} MB`;
+  });
+  items = loaded.items.map((it) => ({ ...it, folded: fold(it.title) }));
+  dataset = loaded.info.dataset;
+  shown.clear();
+  restore();
+  const how = `${loaded.info.model.backbone} ${loaded.info.model.semantic ? 'LLM-ESR' : 'base'}, ${loaded.info.tables} tables`;
+  status.textContent = `Ready: ${entry.name} (${how}), ${items.length} movies` +
+    `${loaded.fromCache ? ', from this browser\'s cache' : ''}.`;
+  status.dataset.ready = 'true';
+  status.dataset.bundle = entry.name;
+  $('search').disabled = false;
+  $('model').disabled = false;
+  update();
+}
+
 async function main() {
   try {
     const manifest = await (await fetch('./bundles/manifest.json')).json();
-    const entry = manifest.bundles[0];
-    const loaded = await client.load(`./bundles/${entry.file}`, ({ loaded, total }) => {
-      status.textContent = total
-        ? `Loading ${entry.name}: ${Math.round((100 * loaded) / total)}% of ${(total / 1e6).toFixed(1)} MB`
-        : `Loading ${entry.name}: ${(loaded / 1e6).toFixed(1)} MB`;
+    const picker = $('model');
+    for (const b of manifest.bundles) {
+      const o = el('option', `${b.name} (${(b.bytes / 1e6).toFixed(1)} MB)`);
+      o.value = b.name;
+      picker.append(o);
+    }
+    const wanted = new URLSearchParams(location.search).get('bundle');
+    const first = manifest.bundles.find((b) => b.name === wanted) ?? manifest.bundles[0];
+    picker.value = first.name;
+    picker.addEventListener('change', () => {
+      const entry = manifest.bundles.find((b) => b.name === picker.value);
+      load(entry).catch((e) => { status.textContent = `Could not load: ${e.message}`; status.className = 'error'; });
     });
-    items = loaded.items.map((it) => ({ ...it, folded: fold(it.title) }));
-    status.textContent = `Ready: ${entry.name}, ${items.length} movies${loaded.fromCache ? ' (from this browser\'s cache)' : ''}.`;
-    status.dataset.ready = 'true';
-    $('search').disabled = false;
     $('search').addEventListener('input', renderMatches);
-    $('clear').addEventListener('click', () => { session.length = 0; update(); });
-    update();
+    $('search').addEventListener('keydown', (e) => {
+      if (e.key !== 'Enter') return;
+      const first = matches()[0];
+      if (first) { e.preventDefault(); add(first.id); }
+    });
+    $('clear').addEventListener('click', () => { session.length = 0; shown.clear(); update(); });
+    $('tail').addEventListener('input', () => {
+      $('tail-value').textContent = $('tail').value;
+      renderRecs();
+    });
+    await load(first);
   } catch (e) {
     status.textContent = `Could not start: ${e.message ?? e}`;
     status.className = 'error';

@@ -29,6 +29,6 @@ export class RecommenderClient {
   /** Loads a bundle by URL: `{info, items, fromCache, fetchMs, loadMs}`. */
   load(url, onProgress) { return this.call('load', { url: new URL(url, location.href).href }, onProgress); }
 
-  /** `{recs, ms}` for a session of item ids, oldest first. */
-  recommend(session, k = 10) { return this.call('recommend', { session, k }); }
+  /** `{recs, ms}` for a session of item ids, oldest first; `tailWeight` > 0 favours the tail. */
+  recommend(session, k = 10, tailWeight = 0) { return this.call('recommend', { session, k, tailWeight }); }
 }

@@ -60,9 +60,9 @@ const ops = {
     const t2 = performance.now();
     return { info: rec.info(), items: rec.items(), fromCache, fetchMs: t1 - t0, loadMs: t2 - t1 };
   },
-  recommend({ session, k }) {
+  recommend({ session, k, tailWeight }) {
     if (!rec) throw new Error('no bundle loaded');
-    const recs = rec.recommend(session, k);
+    const recs = rec.recommend(session, k, false, tailWeight ?? 0);
     return { recs, ms: rec.lastLatencyMs };
   },
 };

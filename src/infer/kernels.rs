@@ -55,6 +55,27 @@ pub fn dot_f16(u: &[f32], row: &[half::f16]) -> f32 {
 /// `u · row` for a Q8_0 row: per block, the scale times the dot of the int8 values with `u`.
 #[inline]
 pub fn dot_q8(u: &[f32], scales: &[f32], qs: &[i8]) -> f32 {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return simd::dot_q8(u, scales, qs);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    dot_q8_portable(u, scales, qs)
+}
+
+/// `u · row` for a Q4_0 row: each block packs 32 four-bit values offset by 8, the low nibbles
+/// holding values 0..16 and the high nibbles 16..32 (GGML's layout).
+#[inline]
+pub fn dot_q4(u: &[f32], scales: &[f32], qs: &[u8]) -> f32 {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return simd::dot_q4(u, scales, qs);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    dot_q4_portable(u, scales, qs)
+}
+
+#[cfg_attr(
+    all(target_arch = "wasm32", target_feature = "simd128"),
+    allow(dead_code)
+)]
+fn dot_q8_portable(u: &[f32], scales: &[f32], qs: &[i8]) -> f32 {
     let mut total = 0f32;
     for ((ub, qb), s) in u
         .chunks_exact(BLOCK)
@@ -72,10 +93,11 @@ pub fn dot_q8(u: &[f32], scales: &[f32], qs: &[i8]) -> f32 {
     total
 }
 
-/// `u · row` for a Q4_0 row: each block packs 32 four-bit values offset by 8, the low nibbles
-/// holding values 0..16 and the high nibbles 16..32 (GGML's layout).
-#[inline]
-pub fn dot_q4(u: &[f32], scales: &[f32], qs: &[u8]) -> f32 {
+#[cfg_attr(
+    all(target_arch = "wasm32", target_feature = "simd128"),
+    allow(dead_code)
+)]
+fn dot_q4_portable(u: &[f32], scales: &[f32], qs: &[u8]) -> f32 {
     let mut total = 0f32;
     for ((ub, qb), s) in u
         .chunks_exact(BLOCK)
@@ -98,6 +120,97 @@ pub fn dot_q4(u: &[f32], scales: &[f32], qs: &[u8]) -> f32 {
         total += s * reduce(acc);
     }
     total
+}
+
+/// wasm `simd128` versions of the block kernels. LLVM leaves the int8 → f32 widening of the
+/// portable loops scalar, which made Q8_0 scoring slower than f32; these widen 16 values per
+/// instruction. Lanes 0–3 and 4–7 are the portable code's accumulators 0–3 and 4–7, and every sum
+/// is taken in the portable order, so both give bit-identical scores (the browser parity tests
+/// compare them).
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd {
+    use super::BLOCK;
+    use core::arch::wasm32::*;
+
+    /// Four f32 from `x[at..at + 4]`.
+    #[inline(always)]
+    fn load4(x: &[f32], at: usize) -> v128 {
+        let s = &x[at..at + 4];
+        // SAFETY: `s` holds four f32 (16 bytes), and wasm loads need no alignment.
+        unsafe { v128_load(s.as_ptr() as *const v128) }
+    }
+
+    /// Sixteen bytes from `x[at..at + 16]`.
+    #[inline(always)]
+    fn load16<T: Copy>(x: &[T], at: usize) -> v128 {
+        assert!(std::mem::size_of::<T>() == 1);
+        let s = &x[at..at + 16];
+        // SAFETY: `s` holds sixteen one-byte values, and wasm loads need no alignment.
+        unsafe { v128_load(s.as_ptr() as *const v128) }
+    }
+
+    /// The four f32 of int8 lanes `4k..4k + 4` of `q`.
+    #[inline(always)]
+    fn widen(q: v128) -> [v128; 4] {
+        let lo = i16x8_extend_low_i8x16(q);
+        let hi = i16x8_extend_high_i8x16(q);
+        [
+            f32x4_convert_i32x4(i32x4_extend_low_i16x8(lo)),
+            f32x4_convert_i32x4(i32x4_extend_high_i16x8(lo)),
+            f32x4_convert_i32x4(i32x4_extend_low_i16x8(hi)),
+            f32x4_convert_i32x4(i32x4_extend_high_i16x8(hi)),
+        ]
+    }
+
+    /// The portable `reduce` of accumulators 0–3 (`a`) and 4–7 (`b`).
+    #[inline(always)]
+    fn reduce(a: v128, b: v128) -> f32 {
+        let s = f32x4_add(a, b);
+        (f32x4_extract_lane::<0>(s) + f32x4_extract_lane::<1>(s))
+            + (f32x4_extract_lane::<2>(s) + f32x4_extract_lane::<3>(s))
+    }
+
+    pub fn dot_q8(u: &[f32], scales: &[f32], qs: &[i8]) -> f32 {
+        let mut total = 0f32;
+        for (b, s) in scales.iter().enumerate() {
+            let (o, ub) = (b * BLOCK, &u[b * BLOCK..(b + 1) * BLOCK]);
+            let (mut a, mut c) = (f32x4_splat(0.0), f32x4_splat(0.0));
+            for half in 0..2 {
+                let w = widen(load16(qs, o + 16 * half));
+                let at = 16 * half;
+                a = f32x4_add(a, f32x4_mul(load4(ub, at), w[0]));
+                c = f32x4_add(c, f32x4_mul(load4(ub, at + 4), w[1]));
+                a = f32x4_add(a, f32x4_mul(load4(ub, at + 8), w[2]));
+                c = f32x4_add(c, f32x4_mul(load4(ub, at + 12), w[3]));
+            }
+            total += s * reduce(a, c);
+        }
+        total
+    }
+
+    pub fn dot_q4(u: &[f32], scales: &[f32], qs: &[u8]) -> f32 {
+        let mut total = 0f32;
+        let (mask, eight) = (u8x16_splat(0x0f), i8x16_splat(8));
+        for (b, s) in scales.iter().enumerate() {
+            let ub = &u[b * BLOCK..(b + 1) * BLOCK];
+            let q = load16(qs, b * BLOCK / 2);
+            let l = widen(i8x16_sub(v128_and(q, mask), eight));
+            let h = widen(i8x16_sub(u8x16_shr(q, 4), eight));
+            let (mut a, mut c) = (f32x4_splat(0.0), f32x4_splat(0.0));
+            // Portable order: acc[i] += xl[i] * l[i] + xh[i] * h[i], nibbles 0..8 then 8..16.
+            for k in 0..2 {
+                let at = 8 * k;
+                let lo_a = f32x4_mul(load4(ub, at), l[2 * k]);
+                let hi_a = f32x4_mul(load4(ub, 16 + at), h[2 * k]);
+                a = f32x4_add(a, f32x4_add(lo_a, hi_a));
+                let lo_c = f32x4_mul(load4(ub, at + 4), l[2 * k + 1]);
+                let hi_c = f32x4_mul(load4(ub, 16 + at + 4), h[2 * k + 1]);
+                c = f32x4_add(c, f32x4_add(lo_c, hi_c));
+            }
+            total += s * reduce(a, c);
+        }
+        total
+    }
 }
 
 #[cfg(test)]

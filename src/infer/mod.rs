@@ -356,6 +356,18 @@ impl Engine {
         best
     }
 
+    /// Number of item views (tables): 1 or 2, the semantic view last.
+    pub fn n_views(&self) -> usize {
+        self.tables.len()
+    }
+
+    /// Row `id` of one view's table, dequantized.
+    pub fn item_view(&self, id: u32, view: usize) -> Vec<f32> {
+        let mut out = vec![0f32; self.cfg.hidden];
+        self.tables[view].row_into(id as usize, &mut out);
+        out
+    }
+
     /// Row `id` of every table, dequantized and concatenated (the item's vector).
     pub fn item_vector(&self, id: u32, out: &mut Vec<f32>) {
         let d = self.cfg.hidden;

@@ -1,15 +1,18 @@
-// The demo page end to end: search, add movies, see recommendations change, remove, clear; no
-// request leaves for another origin and nothing is fetched after the bundle has loaded.
+// The demo page end to end, in headless Chromium: search and add movies, recommendations change
+// with the session and explain themselves, the session survives a reload and is gone after
+// "clear", the tail-exposure control raises the tail share, the model picker switches bundles,
+// markup in titles stays text, and after the bundle has loaded the page makes no request at all.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { ROOT, SITE, serve, launch } from './harness.mjs';
+import { ROOT, SITE, serve, launch, siteBundles } from './harness.mjs';
 
-let server, browser;
+let server, browser, context;
 
 before(async () => {
   server = await serve(SITE);
   browser = await launch();
+  context = await browser.newContext();
 });
 
 after(async () => {
@@ -17,59 +20,147 @@ after(async () => {
   await server?.close();
 });
 
-test('pick movies, get recommendations, clear', async () => {
-  const page = await browser.newPage();
-  const errors = [];
-  const foreign = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-  page.on('request', (r) => { if (!r.url().startsWith(server.base)) foreign.push(r.url()); });
-  await page.goto(server.base + '/');
+/** A page that records every request and error. */
+async function open(url) {
+  const page = await context.newPage();
+  const log = { errors: [], requests: [] };
+  page.on('pageerror', (e) => log.errors.push(e.message));
+  page.on('console', (m) => { if (m.type() === 'error') log.errors.push(m.text()); });
+  // Worker requests (the wasm, the bundle) show up here too, through the context.
+  context.on('request', (r) => log.requests.push(r.url()));
+  await page.goto(server.base + url);
   await page.waitForSelector('#status[data-ready="true"]', { timeout: 60_000 });
-  const loaded = server.requests.length;
+  return { page, log };
+}
 
-  await page.fill('#search', 'star wars');
+/** Waits until #recs shows the answer for a session of `n` items (and tail weight `w`). */
+const recsFor = (page, n, w = '0') => page.waitForFunction(([n, w]) => {
+  const r = document.querySelector('#recs');
+  const f = r.dataset.for;
+  const len = f === undefined ? -1 : f === '' ? 0 : f.split(',').length;
+  return len === n && (n === 0 || r.dataset.weight === w);
+}, [n, w]);
+
+const recIds = (page) => page.locator('#recs li[data-id]').evaluateAll((ls) => ls.map((l) => l.dataset.id));
+
+async function addFirst(page, query) {
+  await page.fill('#search', query);
   const first = page.locator('#matches button').first();
   await first.waitFor();
   await first.click();
-  // Recommendations arrive from the worker; #recs names the session they were computed for.
-  const recsFor = (n) => page.waitForFunction((n) => {
-    const f = document.querySelector('#recs').dataset.for;
-    return f !== undefined && (f === '' ? 0 : f.split(',').length) === n;
-  }, n);
-  await recsFor(1);
-  const before = await page.locator('#recs li[data-id]').evaluateAll((ls) => ls.map((l) => l.dataset.id));
-  assert.equal(before.length, 10);
+}
 
-  await page.fill('#search', 'toy story');
-  await page.locator('#matches button').first().click();
-  await recsFor(2);
-  const after2 = await page.locator('#recs li[data-id]').evaluateAll((ls) => ls.map((l) => l.dataset.id));
+test('pick movies, get explained recommendations, no request after load', async () => {
+  const { page, log } = await open('/');
+  const loaded = log.requests.length;
+
+  await addFirst(page, 'star wars');
+  await recsFor(page, 1);
+  const before = await recIds(page);
+  assert.equal(before.length, 10);
+  // Search ignores case.
+  await page.fill('#search', 'TOY STORY');
+  await page.locator('#matches button').first().waitFor();
+  await page.press('#search', 'Enter'); // the keyboard path: Enter adds the first match
+  await recsFor(page, 2);
+  const after2 = await recIds(page);
   assert.equal(after2.length, 10);
   assert.notDeepEqual(after2, before, 'recommendations change with the session');
-  assert.equal(await page.locator('#session li').count(), 2);
   const sessionTitles = await page.locator('#session li span').allTextContents();
+  assert.equal(sessionTitles.length, 2);
   const recTitles = await page.locator('#recs li .title').allTextContents();
   assert.ok(recTitles.every((t) => !sessionTitles.includes(t)), 'session items are not recommended');
-  assert.match(await page.textContent('#latency'), /ms/);
-
-  await page.locator('#session li button').first().click();
-  assert.equal(await page.locator('#session li').count(), 1);
-  await page.click('#clear');
-  await recsFor(0);
-  assert.equal(await page.locator('#session li').count(), 0);
-  assert.equal(await page.locator('#recs li[data-id]').count(), 0);
-
-  assert.deepEqual(errors, []);
-  assert.deepEqual(foreign, []);
-  assert.equal(server.requests.length, loaded, `requests after load: ${server.requests.slice(loaded)}`);
+  const because = await page.locator('#recs li .because').allTextContents();
+  assert.equal(because.length, 10);
+  assert.ok(because.every((b) => sessionTitles.some((t) => b === `because you added ${t}`)), because.join('|'));
+  assert.match(await page.textContent('#latency'), /\d ms/);
+  assert.match(await page.textContent('#exposure'), /Tail items in this list: \d+ of 10/);
+  // The README's screenshot.
+  await page.fill('#search', '');
   await page.screenshot({ path: path.join(ROOT, 'target/e2e/demo.png'), fullPage: true });
 
-  // A second visit loads the bundle from the Cache API: the page works with no bundle request.
-  const bundleRequests = () => server.requests.filter((r) => r.endsWith('.gguf')).length;
-  const fetchedBefore = bundleRequests();
+  await page.locator('#session li button').first().click();
+  await recsFor(page, 1);
+  assert.equal(await page.locator('#session li').count(), 1);
+
+  assert.deepEqual(log.errors, []);
+  assert.ok(log.requests.every((u) => u.startsWith(server.base)), 'no request to another origin');
+  assert.deepEqual(log.requests.slice(loaded), [], 'no request of any kind after the bundle loaded');
+  await page.close();
+});
+
+test('the session survives a reload, comes from the cache, and "clear" removes it', async () => {
+  const { page, log } = await open('/');
+  await page.click('#clear').catch(() => {});
+  await addFirst(page, 'star wars');
+  await addFirst(page, 'fargo');
+  await recsFor(page, 2);
+  const titles = await page.locator('#session li span').allTextContents();
+  const bundleGets = () => log.requests.filter((u) => u.endsWith('.gguf')).length;
+  const fetched = bundleGets();
+
   await page.reload();
   await page.waitForSelector('#status[data-ready="true"]', { timeout: 60_000 });
+  assert.deepEqual(await page.locator('#session li span').allTextContents(), titles, 'session restored');
+  await recsFor(page, 2);
   assert.match(await page.textContent('#status'), /cache/);
-  assert.equal(bundleRequests(), fetchedBefore, 'the bundle is not downloaded again');
+  assert.equal(bundleGets(), fetched, 'the bundle came from the Cache API, not the network');
+
+  await page.click('#clear');
+  await recsFor(page, 0);
+  assert.equal(await page.locator('#session li').count(), 0);
+  assert.equal(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('llm-esr:')).length), 0);
+  await page.reload();
+  await page.waitForSelector('#status[data-ready="true"]', { timeout: 60_000 });
+  assert.equal(await page.locator('#session li').count(), 0, 'nothing comes back after clearing');
+  await page.close();
+});
+
+test('the tail-exposure control raises the tail share of the list', async () => {
+  const { page } = await open('/');
+  await page.click('#clear').catch(() => {});
+  for (const q of ['star wars', 'fargo', 'toy story']) await addFirst(page, q);
+  await recsFor(page, 3);
+  const tailCount = () => page.locator('#recs li[data-tail="true"]').count();
+  const before = await tailCount();
+  await page.fill('#tail', '2');
+  await recsFor(page, 3, '2');
+  const after = await tailCount();
+  assert.ok(after > before, `tail items: ${before} at weight 0, ${after} at weight 2`);
+  await page.click('#clear');
+  await page.close();
+});
+
+test('the model picker switches bundles', async () => {
+  const { page } = await open('/');
+  const names = siteBundles().map((b) => b.name);
+  assert.ok(names.length >= 2);
+  const other = names.find((n) => /ml-100k-sasrec-llmesr/.test(n));
+  await page.selectOption('#model', other);
+  await page.waitForFunction((n) => document.querySelector('#status').dataset.bundle === n
+    && document.querySelector('#status').dataset.ready === 'true', other, { timeout: 30_000 })
+    .catch(async (e) => { throw new Error(`${e.message}; status: ${await page.textContent('#status')}`); });
+  assert.match(await page.textContent('#status'), /LLM-ESR/);
+  await addFirst(page, 'star wars');
+  await recsFor(page, 1);
+  assert.equal((await recIds(page)).length, 10);
+  await page.click('#clear');
+  await page.close();
+});
+
+test('markup in titles is shown as text and never runs', async () => {
+  const { page, log } = await open('/?bundle=markup');
+  await page.fill('#search', 'img');
+  await page.locator('#matches button').first().waitFor();
+  const shown = await page.locator('#matches li span').first().textContent();
+  assert.match(shown, /<img src=x onerror=/);
+  await page.locator('#matches button').first().click();
+  await recsFor(page, 1);
+  const recTitles = await page.locator('#recs li .title').allTextContents();
+  assert.ok(recTitles.some((t) => t.includes('<')), 'markup shows literally in recommendations');
+  assert.equal(await page.locator('main img, main script, main b').count(), 0, 'no element made from a title');
+  assert.equal(await page.evaluate(() => window.__pwned), undefined, 'no handler ran');
+  assert.deepEqual(log.errors, []);
+  await page.click('#clear');
+  await page.close();
 });
