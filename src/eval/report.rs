@@ -126,10 +126,19 @@ pub fn markdown(rows: &[QualityRow]) -> String {
             .or_default()
             .entry((
                 r.backbone.clone(),
-                match &r.ablation {
-                    Some(a) => format!("{} ({a})", r.variant),
-                    None => r.variant.clone(),
-                },
+                // Ablations and bundle storage types are cells of their own, never averaged in.
+                format!(
+                    "{}{}{}",
+                    r.variant,
+                    r.ablation
+                        .as_ref()
+                        .map(|a| format!(" ({a})"))
+                        .unwrap_or_default(),
+                    r.quant
+                        .as_ref()
+                        .map(|q| format!(" [{q} bundle]"))
+                        .unwrap_or_default()
+                ),
                 r.mode.clone(),
                 format!("{}·{}", r.group, r.metric),
             ))

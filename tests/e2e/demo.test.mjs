@@ -82,6 +82,11 @@ test('pick movies, get explained recommendations, no request after load', async 
   await page.locator('#session li button').first().click();
   await recsFor(page, 1);
   assert.equal(await page.locator('#session li').count(), 1);
+  await page.fill('#tail', '0.5');
+  await recsFor(page, 1, '0.5');
+  await page.fill('#tail', '0');
+  await page.click('#clear');
+  await recsFor(page, 0);
 
   assert.deepEqual(log.errors, []);
   assert.ok(log.requests.every((u) => u.startsWith(server.base)), 'no request to another origin');
