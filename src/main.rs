@@ -700,6 +700,27 @@ fn cmd_baseline(a: BaselineArgs) -> Result<()> {
     )
 }
 
+/// The dataset a run was trained on, read with the run's filter; refused when the catalogue
+/// differs from the run's (another dataset, or other files).
+fn run_dataset(
+    raw: &data::RawData,
+    record: &RunRecord,
+    run: &Path,
+    data_dir: &Path,
+) -> Result<Dataset> {
+    let dataset = Dataset::from_raw(raw, &record.filter)?;
+    if dataset.n_items() != record.model.n_items {
+        anyhow::bail!(
+            "{} was trained on {} items; {} gives {}",
+            run.display(),
+            record.model.n_items,
+            data_dir.display(),
+            dataset.n_items()
+        );
+    }
+    Ok(dataset)
+}
+
 /// The run's bundle bytes at the given storage types, checked to load.
 fn export_bytes(run: &Path, precision: Precision) -> Result<(RunRecord, Vec<u8>)> {
     let record = RunRecord::load(run)?;
@@ -741,16 +762,7 @@ fn cmd_quantize(
     for &tables in quants {
         let precision = Precision { tables, encoder };
         let (record, bytes) = export_bytes(run, precision)?;
-        let dataset = Dataset::from_raw(&raw, &record.filter)?;
-        if dataset.n_items() != record.model.n_items {
-            anyhow::bail!(
-                "{} was trained on {} items; {} gives {}",
-                run.display(),
-                record.model.n_items,
-                data_dir.display(),
-                dataset.n_items()
-            );
-        }
+        let dataset = run_dataset(&raw, &record, run, data_dir)?;
         let rec = Recommender::from_bytes(&bytes)?;
         let eval = llm_esr::eval::evaluate(
             &rec,
@@ -916,16 +928,7 @@ fn cmd_figure(data_dir: &Path, runs: &[PathBuf], n: usize, out: &Path) -> Result
     let mut dataset_name = String::new();
     for run in runs {
         let record = RunRecord::load(run)?;
-        let dataset = Dataset::from_raw(&raw, &record.filter)?;
-        if dataset.n_items() != record.model.n_items {
-            anyhow::bail!(
-                "{} was trained on {} items; {} gives {}",
-                run.display(),
-                record.model.n_items,
-                data_dir.display(),
-                dataset.n_items()
-            );
-        }
+        let dataset = run_dataset(&raw, &record, run, data_dir)?;
         let weights = llm_esr::train::trainer::load_checkpoint(&run.join(CHECKPOINT_FILE))?;
         let vb = candle_nn::VarBuilder::from_tensors(
             weights,

@@ -39,23 +39,23 @@ mod tests {
 
     #[test]
     fn weight_zero_keeps_the_order_and_weight_moves_toward_the_tail() {
-        // Item i has score i and popularity i²: the best items are the most popular.
+        // Item i has score i; even items are very popular, odd ones obscure.
         let pool: Vec<(u32, f32)> = (1..=50).map(|i| (i, i as f32)).collect();
-        let pop = |i: u32| i * i;
-        let plain: Vec<u32> = tail_rerank(&pool, pop, 2500, 0.0, 10)
-            .iter()
-            .map(|r| r.0)
-            .collect();
-        assert_eq!(plain, (41..=50).rev().collect::<Vec<_>>());
-        let mean_pop = |w: f32| {
-            let r = tail_rerank(&pool, pop, 2500, w, 10);
-            r.iter().map(|x| pop(x.0) as f32).sum::<f32>() / 10.0
+        let pop = |i: u32| if i % 2 == 0 { 10_000 } else { 1 };
+        let ids = |w: f32| -> Vec<u32> {
+            tail_rerank(&pool, pop, 10_000, w, 10)
+                .iter()
+                .map(|r| r.0)
+                .collect()
         };
-        assert!(mean_pop(0.5) < mean_pop(0.0));
-        assert!(mean_pop(2.0) < mean_pop(0.5));
-        // Scores come back unchanged.
-        assert!(tail_rerank(&pool, pop, 2500, 1.0, 3)
-            .iter()
-            .all(|r| r.1 == r.0 as f32));
+        assert_eq!(ids(0.0), (41..=50).rev().collect::<Vec<_>>());
+        let mean_pop = |w: f32| ids(w).iter().map(|&i| pop(i) as f32).sum::<f32>() / 10.0;
+        assert!(mean_pop(0.1) < mean_pop(0.0));
+        assert!(mean_pop(0.5) < mean_pop(0.1));
+        assert!(mean_pop(2.0) <= mean_pop(0.5));
+        // Scores come back unchanged, and the order is by the adjusted value.
+        let r = tail_rerank(&pool, pop, 10_000, 1.0, 10);
+        assert!(r.iter().all(|x| x.1 == x.0 as f32));
+        assert!(r.windows(2).all(|w| w[0].2 >= w[1].2));
     }
 }

@@ -151,8 +151,19 @@ async function load(entry) {
   update();
 }
 
+/** Installs the service worker that keeps the page's files for offline visits, and waits (briefly)
+ *  until it is active, so its downloads happen before the bundle's and none after. */
+async function offlineReady() {
+  if (!('serviceWorker' in navigator)) return;
+  try {
+    await navigator.serviceWorker.register('./sw.js');
+    await Promise.race([navigator.serviceWorker.ready, new Promise((ok) => setTimeout(ok, 5000))]);
+  } catch { /* no offline support (e.g. an insecure origin); the page works online */ }
+}
+
 async function main() {
   try {
+    await offlineReady();
     const manifest = await (await fetch('./bundles/manifest.json')).json();
     const picker = $('model');
     for (const b of manifest.bundles) {

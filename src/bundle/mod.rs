@@ -325,6 +325,38 @@ mod tests {
     }
 
     #[test]
+    fn block_types_are_for_item_tables_only() {
+        let (m, _) = tiny();
+        let json = serde_json::to_string(&m).unwrap();
+        let vals = [
+            ("general.architecture", Value::String(ARCHITECTURE.into())),
+            (KEY_VERSION, Value::U32(FORMAT_VERSION)),
+            (KEY_MANIFEST, Value::String(json)),
+            (KEY_CHECKSUM, Value::U32(0)),
+        ];
+        let meta: Vec<(&str, &Value)> = vals.iter().map(|(k, v)| (*k, v)).collect();
+        let t = Tensor::zeros((2, 32), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let q = QTensor::quantize(&t, GgmlDType::Q8_0).unwrap();
+        let mut out = Cursor::new(Vec::new());
+        gguf_file::write(&mut out, &meta, &[("blocks.0.ff1.weight", &q)]).unwrap();
+        let e = err(&out.into_inner());
+        assert!(
+            e.contains("blocks.0.ff1.weight has type Q8_0") && e.contains("encoder as F32 or F16"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn version_one_files_still_load() {
+        let (m, w) = tiny();
+        let mut bytes = write(&m, &w).unwrap();
+        let key = KEY_VERSION.as_bytes();
+        let at = bytes.windows(key.len()).position(|x| x == key).unwrap() + key.len() + 4;
+        bytes[at..at + 4].copy_from_slice(&1u32.to_le_bytes());
+        assert!(Bundle::from_bytes(&bytes).is_ok());
+    }
+
+    #[test]
     fn other_format_version_says_which() {
         let (m, w) = tiny();
         let mut bytes = write(&m, &w).unwrap();

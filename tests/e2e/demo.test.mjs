@@ -169,3 +169,47 @@ test('markup in titles is shown as text and never runs', async () => {
   await page.click('#clear');
   await page.close();
 });
+
+test('a second visit works with the server gone', async () => {
+  // A server of its own, so it can be shut down: after one visit the service worker holds the
+  // page's files and the worker holds the bundle in the Cache API.
+  const own = await serve(SITE);
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(own.base + '/');
+  await page.waitForSelector('#status[data-ready="true"]', { timeout: 60_000 });
+  await page.waitForFunction(() => navigator.serviceWorker.controller !== null);
+  await own.close();
+  await page.reload();
+  await page.waitForSelector('#status[data-ready="true"]', { timeout: 60_000 });
+  assert.match(await page.textContent('#status'), /cache/);
+  await addFirst(page, 'star wars');
+  await recsFor(page, 1);
+  assert.equal((await recIds(page)).length, 10, 'recommendations with no server');
+  await page.click('#clear');
+  assert.deepEqual(errors, []);
+  await ctx.close();
+});
+
+
+test('on a phone-sized screen nothing overflows, and every control has a name', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true });
+  const page = await ctx.newPage();
+  await page.goto(server.base + '/');
+  await page.waitForSelector('#status[data-ready="true"]', { timeout: 60_000 });
+  await addFirst(page, 'star wars');
+  await recsFor(page, 1);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `page is ${overflow}px wider than the screen`);
+  // Every button, input and select has an accessible name (label, aria-label or text).
+  const unnamed = await page.evaluate(() => [...document.querySelectorAll('button, input, select')]
+    .filter((e) => !(e.getAttribute('aria-label') || e.labels?.[0]?.textContent.trim() || e.textContent.trim()))
+    .map((e) => e.outerHTML));
+  assert.deepEqual(unnamed, []);
+  // The list of recommendations is announced when it changes.
+  assert.equal(await page.getAttribute('#recs', 'aria-live'), 'polite');
+  await page.click('#clear');
+  await ctx.close();
+});

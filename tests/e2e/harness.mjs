@@ -42,7 +42,8 @@ export async function serve(dir, extra = {}, headers = {}) {
   });
   await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
   const base = `http://127.0.0.1:${server.address().port}`;
-  return { base, requests, close: () => new Promise((ok) => server.close(ok)) };
+  // closeAllConnections: a keep-alive connection from the browser must not hold the close open.
+  return { base, requests, close: () => new Promise((ok) => { server.close(ok); server.closeAllConnections(); }) };
 }
 
 export async function launch() {
