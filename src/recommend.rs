@@ -209,12 +209,13 @@ impl Recommender {
             .collect()
     }
 
-    /// The item of `among` whose vector is nearest (cosine) to `id`'s.
+    /// The item of `among` (other than `id` itself) whose vector is nearest (cosine) to `id`'s.
     fn nearest(&self, id: u32, among: &[u32]) -> Option<u32> {
         let view = self.engine.n_views() - 1;
         let target = self.engine.item_view(id, view);
         among
             .iter()
+            .filter(|&&s| s != id)
             .map(|&s| (s, cosine(&target, &self.engine.item_view(s, view))))
             .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
             .map(|(s, _)| s)

@@ -210,4 +210,8 @@ fn serving_options_are_checked_and_explained() {
     };
     assert!(mean_id(&heavy) < mean_id(&plain));
     assert!(heavy.iter().all(|r| !session.contains(&r.id)));
+    // With session items allowed back, an item is never its own reason.
+    let again = rec.recommend(&session, 60, false).unwrap();
+    assert!(again.iter().any(|r| session.contains(&r.id)));
+    assert!(again.iter().all(|r| r.because != Some(r.id)));
 }
