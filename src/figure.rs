@@ -33,7 +33,7 @@ fn panel<DB: DrawingBackend>(
         .iter()
         .flat_map(|s| s.1.ndcg10.iter().copied())
         .fold(0.0f64, f64::max)
-        * 1.15;
+        * 1.35; // headroom: the legend sits above the tallest bar
     let labels = series
         .first()
         .map(|s| s.1.labels.clone())

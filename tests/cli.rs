@@ -4,6 +4,17 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_llmesr");
 
+/// Runs the CLI, requires success and returns its standard output.
+fn succeeds(args: &[&str]) -> Vec<u8> {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 fn fails_with(args: &[&str], needle: &str) {
     let out = Command::new(BIN).args(args).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -83,25 +94,17 @@ fn recommend_reports_bad_bundles_and_sessions() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("s.gguf");
     let b = bundle.to_str().unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "synthetic",
-            "--items",
-            "30",
-            "--max-len",
-            "8",
-            "--hidden",
-            "8",
-            "--out",
-            b,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeds(&[
+        "synthetic",
+        "--items",
+        "30",
+        "--max-len",
+        "8",
+        "--hidden",
+        "8",
+        "--out",
+        b,
+    ]);
     fails_with(
         &["recommend", "--bundle", b, "--session", "31"],
         "unknown item id 31: ids run from 1 to 30",
@@ -114,20 +117,17 @@ fn recommend_reports_bad_bundles_and_sessions() {
         &["recommend", "--bundle", b, "--session", "x"],
         "invalid value 'x'",
     );
-    let out = Command::new(BIN)
-        .args([
-            "recommend",
-            "--bundle",
-            b,
-            "--session",
-            "1,1,2",
-            "--k",
-            "3",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    let recs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = succeeds(&[
+        "recommend",
+        "--bundle",
+        b,
+        "--session",
+        "1,1,2",
+        "--k",
+        "3",
+        "--json",
+    ]);
+    let recs: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(recs.as_array().unwrap().len(), 3);
     std::fs::write(&bundle, b"GGUF\x03\x00\x00\x00truncated").unwrap();
     fails_with(
@@ -160,25 +160,17 @@ fn quantization_and_serving_flags_are_checked() {
         ],
         "multiple of 32",
     );
-    let ok = Command::new(BIN)
-        .args([
-            "synthetic",
-            "--items",
-            "30",
-            "--max-len",
-            "8",
-            "--quant",
-            "q4",
-            "--out",
-            b,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    succeeds(&[
+        "synthetic",
+        "--items",
+        "30",
+        "--max-len",
+        "8",
+        "--quant",
+        "q4",
+        "--out",
+        b,
+    ]);
     fails_with(
         &[
             "recommend",
@@ -190,19 +182,16 @@ fn quantization_and_serving_flags_are_checked() {
         ],
         "tail weight must be a finite number of at least 0",
     );
-    let out = Command::new(BIN)
-        .args([
-            "recommend",
-            "--bundle",
-            b,
-            "--session",
-            "1,2",
-            "--tail-weight",
-            "0.5",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    let recs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = succeeds(&[
+        "recommend",
+        "--bundle",
+        b,
+        "--session",
+        "1,2",
+        "--tail-weight",
+        "0.5",
+        "--json",
+    ]);
+    let recs: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(recs.as_array().unwrap().len(), 10);
 }
