@@ -27,7 +27,8 @@ entries=()
 for b in "$@"; do
   name=$(basename "$b")
   cp "$b" "$out.partial/bundles/$name"
-  entries+=("{\"name\": \"${name%.gguf}\", \"file\": \"$name\", \"bytes\": $(stat -c %s "$b")}")
+  # The digest versions the bundle's URL, so a browser that cached an older build fetches the new one.
+  entries+=("{\"name\": \"${name%.gguf}\", \"file\": \"$name\", \"bytes\": $(stat -c %s "$b"), \"sha256\": \"$(sha256sum "$b" | cut -c1-16)\"}")
 done
 (IFS=,; echo "{\"bundles\": [${entries[*]}]}") > "$out.partial/bundles/manifest.json"
 rm -rf "$out" && mv "$out.partial" "$out"

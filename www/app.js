@@ -132,7 +132,8 @@ async function load(entry) {
   status.dataset.ready = 'false';
   $('search').disabled = true;
   $('model').disabled = true;
-  const loaded = await client.load(`./bundles/${entry.file}`, ({ loaded, total }) => {
+  // The digest in the URL keys the Cache API entry: a rebuilt bundle is a new entry.
+  const loaded = await client.load(`./bundles/${entry.file}?v=${entry.sha256 ?? entry.bytes}`, ({ loaded, total }) => {
     status.textContent = total
       ? `Loading ${entry.name}: ${Math.round((100 * loaded) / total)}% of ${(total / 1e6).toFixed(1)} MB`
       : `Loading ${entry.name}: ${(loaded / 1e6).toFixed(1)} MB`;

@@ -42,6 +42,11 @@ async function fetchBundle(url, report) {
     await cache.put(url, new Response(bytes, {
       headers: { 'content-type': 'application/octet-stream', 'content-length': String(bytes.length) },
     }));
+    // Older versions of the same file are dead weight now.
+    const path = new URL(url).pathname;
+    for (const req of await cache.keys()) {
+      if (req.url !== url && new URL(req.url).pathname === path) await cache.delete(req);
+    }
   }
   return { bytes, fromCache: false };
 }

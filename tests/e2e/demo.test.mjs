@@ -53,6 +53,8 @@ async function addFirst(page, query) {
 test('pick movies, get explained recommendations, no request after load', async () => {
   const { page, log } = await open('/');
   const loaded = log.requests.length;
+  // The first visit downloads the bundle under a digest-versioned URL.
+  assert.ok(log.requests.some((u) => /\.gguf\?v=[0-9a-f]{16}$/.test(u)), log.requests.join(' '));
 
   await addFirst(page, 'star wars');
   await recsFor(page, 1);
@@ -101,7 +103,7 @@ test('the session survives a reload, comes from the cache, and "clear" removes i
   await addFirst(page, 'fargo');
   await recsFor(page, 2);
   const titles = await page.locator('#session li span').allTextContents();
-  const bundleGets = () => log.requests.filter((u) => u.endsWith('.gguf')).length;
+  const bundleGets = () => log.requests.filter((u) => new URL(u).pathname.endsWith('.gguf')).length;
   const fetched = bundleGets();
 
   await page.reload();
