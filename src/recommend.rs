@@ -173,15 +173,12 @@ impl Recommender {
             )));
         }
         self.check(session)?;
-        let mut excluded: Vec<u32> = if opts.exclude_session {
-            session.to_vec()
-        } else {
-            Vec::new()
-        };
-        excluded.sort_unstable();
-        excluded.dedup();
+        let mut unique: Vec<u32> = session.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let excluded: &[u32] = if opts.exclude_session { &unique } else { &[] };
         let best: Vec<(u32, f32)> = if opts.tail_weight > 0.0 {
-            let pool = self.engine.top_k(session, POOL.max(20 * k), &excluded);
+            let pool = self.engine.top_k(session, POOL.max(20 * k), excluded);
             let items = &self.manifest.items;
             let max_pop = items.iter().map(|e| e.popularity).max().unwrap_or(0);
             crate::rerank::tail_rerank(
@@ -195,30 +192,21 @@ impl Recommender {
             .map(|(id, s, _)| (id, s))
             .collect()
         } else {
-            self.engine.top_k(session, k, &excluded)
+            self.engine.top_k(session, k, excluded)
         };
-        let mut unique: Vec<u32> = session.to_vec();
-        unique.sort_unstable();
-        unique.dedup();
+        // Each session item's vector once, not once per recommendation.
+        let view = self.engine.n_views() - 1;
+        let session_vectors: Vec<(u32, Vec<f32>)> = unique
+            .iter()
+            .map(|&s| (s, self.engine.item_view(s, view)))
+            .collect();
         best.into_iter()
             .map(|(id, score)| {
                 let mut r = self.recommendation(id, score)?;
-                r.because = self.nearest(id, &unique);
+                r.because = nearest(&self.engine.item_view(id, view), id, &session_vectors);
                 Ok(r)
             })
             .collect()
-    }
-
-    /// The item of `among` (other than `id` itself) whose vector is nearest (cosine) to `id`'s.
-    fn nearest(&self, id: u32, among: &[u32]) -> Option<u32> {
-        let view = self.engine.n_views() - 1;
-        let target = self.engine.item_view(id, view);
-        among
-            .iter()
-            .filter(|&&s| s != id)
-            .map(|&s| (s, cosine(&target, &self.engine.item_view(s, view))))
-            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
-            .map(|(s, _)| s)
     }
 
     /// Catalogue data for a scored item.
@@ -233,6 +221,16 @@ impl Recommender {
             because: None,
         })
     }
+}
+
+/// The item of `among` (other than `id` itself) whose vector is nearest (cosine) to `target`.
+fn nearest(target: &[f32], id: u32, among: &[(u32, Vec<f32>)]) -> Option<u32> {
+    among
+        .iter()
+        .filter(|(s, _)| *s != id)
+        .map(|(s, v)| (*s, cosine(target, v)))
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+        .map(|(s, _)| s)
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
