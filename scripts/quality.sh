@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fills the quality table of BENCHMARKS.md: every (dataset, backbone, variant, seed) run of the
-# LLM-ESR issue, plus the most-popular floor. Two workers take jobs from one list, one thread each
-# (RAYON_NUM_THREADS=1 uses 2 cores better than one two-thread run after another). A job is done
+# LLM-ESR issue, plus two floors: most-popular and text-only (language-model neighbours). Two
+# workers take jobs from one list, one thread each (RAYON_NUM_THREADS=1 uses 2 cores better than
+# one two-thread run after another). A job is done
 # when its run folder has run.json; a killed job continues from its resume file when the script is
 # run again, so the table can be filled over several sittings. Rows go to one file per job under
 # artifacts/quality/rows/ and are merged into reports/quality.json by `scripts/quality.sh merge`.
@@ -49,6 +50,8 @@ for ds in ml-100k ml-1m; do
     $bin embed --data "data/$ds" --out "artifacts/semantic/$ds.safetensors" --quiet
   [ -f "$out/rows/mostpop-$ds.json" ] || \
     $bin baseline --data "data/$ds" --report "$out/rows/mostpop-$ds.json" > /dev/null
+  [ -f "$out/rows/textknn-$ds.json" ] || $bin baseline --data "data/$ds" \
+    --semantic "artifacts/semantic/$ds.safetensors" --report "$out/rows/textknn-$ds.json" > /dev/null
 done
 
 default_jobs() {

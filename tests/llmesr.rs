@@ -125,6 +125,21 @@ fn six_variants_train_fold_and_answer_like_the_model() {
                     .fold(0f32, f32::max);
                 assert!(diff < 1e-4, "{backbone:?} llmesr={llmesr}: {diff}");
             }
+            // The views diagnostic ranks with both views as the evaluation does, and with each
+            // view's part of the score alone.
+            let views = llm_esr::eval::views::view_report(&rec, &dataset, Stage::Test).unwrap();
+            let names: Vec<&str> = views.iter().map(|r| r.views.as_str()).collect();
+            let expected: &[&str] = if llmesr {
+                &["both", "collaborative", "semantic"]
+            } else {
+                &["collaborative"]
+            };
+            assert_eq!(names, expected);
+            assert!(
+                (views[0].ndcg10 - ours).abs() < 1e-3,
+                "{backbone:?} llmesr={llmesr}: views {} vs evaluation {ours}",
+                views[0].ndcg10
+            );
         }
     }
 }

@@ -61,7 +61,7 @@ impl EvalReport {
 
 /// 0-based rank of `target` among `candidates` (which exclude it); ties count against the target, so
 /// a constant scorer cannot look good.
-fn rank_of(scores: &[f32], target: u32, candidates: impl Iterator<Item = u32>) -> usize {
+pub(crate) fn rank_of(scores: &[f32], target: u32, candidates: impl Iterator<Item = u32>) -> usize {
     let t = scores[target as usize];
     if t.is_nan() {
         return usize::MAX / 2;

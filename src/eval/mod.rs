@@ -7,6 +7,8 @@ pub mod metrics;
 mod model_scorer;
 pub mod popularity;
 pub mod report;
+pub mod semantic_knn;
+pub mod views;
 
 pub use evaluate::{evaluate, rank_all, EvalReport, Protocol, Ranked, Scorer};
 pub use metrics::Accum;

@@ -323,6 +323,13 @@ impl Engine {
         }
     }
 
+    /// Adds one view's part of the scores (`user` is the whole user vector; `scores` has
+    /// `n_items + 1` slots): the concat fusion's score is the sum of these parts over the views.
+    pub fn add_view_scores(&self, user: &[f32], view: usize, scores: &mut [f32]) {
+        let d = self.cfg.hidden;
+        self.tables[view].add_scores(&user[view * d..(view + 1) * d], scores);
+    }
+
     /// Scores every item for a session: `n_items + 1` values, index 0 the padding slot.
     pub fn scores(&self, session: &[u32]) -> Vec<f32> {
         let mut user = Vec::new();
