@@ -1,7 +1,7 @@
 //! Multi-head attention as torch's `nn.MultiheadAttention` computes it (biased Q/K/V projections,
 //! scale 1/√head_dim, dropout on the attention weights, an output projection).
 
-use super::dropout::dropout;
+use super::masked_softmax::{attention_weights, KeyMask};
 use candle_core::{Result, Tensor};
 use candle_nn::{linear, Linear, Module, VarBuilder};
 use rand::rngs::SmallRng;
@@ -42,12 +42,13 @@ impl MultiHeadAttention {
     }
 
     /// # Shapes
-    /// `query` `[B, Lq, d]`, `kv` `[B, L, d]`, `bias` broadcastable to `[B, H, Lq, L]` → `[B, Lq, d]`.
+    /// `query` `[B, Lq, d]` (the newest `Lq` positions), `kv` `[B, L, d]`, `mask` over the `B` rows
+    /// (every key visible without one) → `[B, Lq, d]`.
     pub fn forward(
         &self,
         query: &Tensor,
         kv: &Tensor,
-        bias: Option<&Tensor>,
+        mask: Option<&KeyMask>,
         rng: Option<&mut SmallRng>,
     ) -> Result<Tensor> {
         let (b, lq, d) = query.dims3()?;
@@ -55,12 +56,8 @@ impl MultiHeadAttention {
         let k = self.split_heads(&self.k.forward(kv)?)?;
         let v = self.split_heads(&self.v.forward(kv)?)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let mut scores = (q.matmul(&k.t()?)? * scale)?; // [B, H, Lq, L]
-        if let Some(bias) = bias {
-            scores = scores.broadcast_add(bias)?;
-        }
-        let weights = super::ops::softmax_last(&scores)?;
-        let weights = dropout(&weights, self.dropout, rng)?;
+        let scores = q.matmul(&k.t()?)?; // [B, H, Lq, L]
+        let weights = attention_weights(&scores, scale, mask, self.dropout, rng)?;
         let ctx = weights.matmul(&v)?; // [B, H, Lq, d/H]
         let ctx = ctx.transpose(1, 2)?.reshape((b, lq, d))?;
         self.out.forward(&ctx)
@@ -70,9 +67,9 @@ impl MultiHeadAttention {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::batch::MASKED;
     use candle_core::{DType, Device};
     use candle_nn::VarMap;
+    use std::sync::Arc;
 
     #[test]
     fn masked_keys_do_not_change_the_output() {
@@ -80,9 +77,12 @@ mod tests {
         let vb = VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu);
         let mha = MultiHeadAttention::new(8, 2, 0.0, vb).unwrap();
         let x = Tensor::randn(0f32, 1.0, (1, 3, 8), &Device::Cpu).unwrap();
-        let bias = Tensor::new(&[[[[MASKED, 0.0, 0.0]]]], &Device::Cpu).unwrap(); // hide key 0
+        let mask = KeyMask {
+            pads: Arc::new(vec![1]), // hide key 0
+            causal: true,
+        };
         let q = x.narrow(1, 2, 1).unwrap();
-        let a = mha.forward(&q, &x, Some(&bias), None).unwrap();
+        let a = mha.forward(&q, &x, Some(&mask), None).unwrap();
         // Change the hidden key: the result must not move.
         let changed = Tensor::cat(
             &[
@@ -92,7 +92,7 @@ mod tests {
             1,
         )
         .unwrap();
-        let b = mha.forward(&q, &changed, Some(&bias), None).unwrap();
+        let b = mha.forward(&q, &changed, Some(&mask), None).unwrap();
         let diff = (a - b)
             .unwrap()
             .abs()

@@ -1,10 +1,13 @@
 //! Input preparation shared by training, evaluation and inference: left padding, positions counted
-//! from the oldest kept item, the timeline mask and the attention biases.
+//! from the oldest kept item, the timeline mask and the attention key masks.
 
 use super::config::{Backbone, Mode, ModelConfig};
+pub use super::masked_softmax::KeyMask;
 use candle_core::{Device, Result, Tensor};
+use std::sync::Arc;
 
-/// Added to masked attention scores; large and finite so fully masked rows stay finite.
+/// The reference's additive bias on hidden keys (large and finite, so a row that sees no key is
+/// uniform rather than NaN); the fused attention weights reproduce its effect.
 pub const MASKED: f32 = -1e9;
 
 /// Which keys a self-attention query may see.
@@ -23,8 +26,7 @@ impl Visibility {
         let cross = cfg.semantic.as_ref().is_some_and(|s| s.uses_cross());
         match (cfg.mode, cfg.backbone) {
             (Mode::Faithful, _) => Visibility::All,
-            // A GRU has no attention; only LLM-ESR's cross-attentions read the bias, so a base
-            // GRU4Rec batch skips building the `[B, 1, L, L]` tensor.
+            // A GRU has no self-attention; LLM-ESR's cross-attentions read the causal mask.
             (Mode::Corrected, Backbone::Gru4rec) if !cross => Visibility::All,
             (Mode::Corrected, Backbone::Bert4rec) => Visibility::Items,
             (Mode::Corrected, _) => Visibility::Past,
@@ -40,10 +42,10 @@ pub struct SeqBatch {
     pub positions: Tensor,
     /// `[B, L, 1]` f32: 1 for items, 0 for padding.
     pub keep: Tensor,
-    /// `[B, 1, L, L]` f32 additive self-attention bias (`None` when every key is visible).
-    pub attn_bias: Option<Tensor>,
-    /// `[B, 1, 1, L]` f32 additive bias hiding padding keys (the cross-attentions, in every mode).
-    pub key_bias: Tensor,
+    /// The self-attention's key mask (`None` when every key is visible, padding included).
+    pub attn_mask: Option<KeyMask>,
+    /// Hides padding keys only (the cross-attentions, in every mode).
+    pub key_mask: KeyMask,
     pub batch: usize,
     pub len: usize,
 }
@@ -76,39 +78,32 @@ impl SeqBatch {
         let mut ids = Vec::with_capacity(b * l);
         let mut positions = Vec::with_capacity(b * l);
         let mut keep = Vec::with_capacity(b * l);
-        let mut key_bias = Vec::with_capacity(b * l);
+        let mut pads = Vec::with_capacity(b);
         for s in padded {
             let pad = s.iter().take_while(|&&i| i == 0).count();
+            pads.push(pad);
             ids.extend_from_slice(s);
             positions.extend((0..l).map(|j| if j < pad { 0 } else { (j - pad + 1) as u32 }));
             keep.extend((0..l).map(|j| if j < pad { 0f32 } else { 1.0 }));
-            key_bias.extend((0..l).map(|j| if j < pad { MASKED } else { 0.0 }));
         }
-        let attn_bias = match visibility {
+        let key_mask = KeyMask {
+            pads: Arc::new(pads),
+            causal: false,
+        };
+        let attn_mask = match visibility {
             Visibility::All => None,
-            Visibility::Items | Visibility::Past => {
-                let causal = visibility == Visibility::Past;
-                let mut bias = vec![0f32; b * l * l];
-                for (r, s) in padded.iter().enumerate() {
-                    let pad = s.iter().take_while(|&&i| i == 0).count();
-                    let m = &mut bias[r * l * l..(r + 1) * l * l];
-                    for q in 0..l {
-                        for k in 0..l {
-                            if k < pad || (causal && k > q) {
-                                m[q * l + k] = MASKED;
-                            }
-                        }
-                    }
-                }
-                Some(Tensor::from_vec(bias, (b, 1, l, l), device)?)
-            }
+            Visibility::Items => Some(key_mask.clone()),
+            Visibility::Past => Some(KeyMask {
+                causal: true,
+                ..key_mask.clone()
+            }),
         };
         Ok(SeqBatch {
             ids: Tensor::from_vec(ids, (b, l), device)?,
             positions: Tensor::from_vec(positions, (b, l), device)?,
             keep: Tensor::from_vec(keep, (b, l, 1), device)?,
-            attn_bias,
-            key_bias: Tensor::from_vec(key_bias, (b, 1, 1, l), device)?,
+            attn_mask,
+            key_mask,
             batch: b,
             len: l,
         })
@@ -129,22 +124,25 @@ mod tests {
         .unwrap();
         let pos: Vec<Vec<u32>> = b.positions.to_vec2().unwrap();
         assert_eq!(pos, vec![vec![0, 0, 1, 2], vec![1, 2, 3, 4]]);
-        assert!(b.attn_bias.is_none());
+        assert!(b.attn_mask.is_none());
+        assert_eq!(b.key_mask.pads.as_slice(), &[2, 0]);
     }
 
     fn open_rows(v: Visibility) -> Vec<Vec<bool>> {
+        // Weights of all-zero scores: a key is open where its weight is nonzero.
         let b = SeqBatch::new(&[vec![0, 7, 8]], v, &Device::Cpu).unwrap();
-        let m: Vec<Vec<f32>> = b
-            .attn_bias
-            .unwrap()
-            .squeeze(0)
-            .unwrap()
-            .squeeze(0)
-            .unwrap()
-            .to_vec2()
-            .unwrap();
+        let scores = Tensor::zeros((1, 1, 3, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let w = super::super::masked_softmax::attention_weights(
+            &scores,
+            1.0,
+            b.attn_mask.as_ref(),
+            0.0,
+            None,
+        )
+        .unwrap();
+        let m: Vec<Vec<f32>> = w.squeeze(0).unwrap().squeeze(0).unwrap().to_vec2().unwrap();
         m.iter()
-            .map(|r| r.iter().map(|&x| x == 0.0).collect())
+            .map(|r| r.iter().map(|&x| x > 0.0).collect())
             .collect()
     }
 

@@ -2,6 +2,7 @@
 //! bias-free Q/K/V projections, padding keys hidden, a biased output projection. Its output replaces
 //! the query view's embeddings; there is no residual and no LayerNorm around it.
 
+use super::masked_softmax::{attention_weights, KeyMask};
 use candle_core::{Result, Tensor};
 use candle_nn::{linear, linear_no_bias, Linear, Module, VarBuilder};
 
@@ -31,18 +32,18 @@ impl CrossAttention {
     }
 
     /// # Shapes
-    /// `query` `[B, L, d]` (one view), `kv` `[B, L, d]` (the other), `bias` `[B, 1, 1, L]` (padding
-    /// keys) or `[B, 1, L, L]` (padding and future keys) → `[B, L, d]`.
-    pub fn forward(&self, query: &Tensor, kv: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    /// `query` `[B, L, d]` (one view), `kv` `[B, L, d]` (the other), `mask` hiding padding keys
+    /// (and future ones when causal) → `[B, L, d]`.
+    pub fn forward(&self, query: &Tensor, kv: &Tensor, mask: &KeyMask) -> Result<Tensor> {
         let (b, l, d) = query.dims3()?;
         let q = self.split_heads(&self.q.forward(query)?)?;
         let k = self.split_heads(&self.k.forward(kv)?)?;
         let v = self.split_heads(&self.v.forward(kv)?)?;
-        // The reference fills masked scores with -1e9 before scaling; adding the bias first gives
-        // the same softmax (masked weights underflow to zero either way).
-        let scores = q.matmul(&k.t()?)?.broadcast_add(bias)?;
-        let scores = (scores * (1.0 / (self.head_dim as f64).sqrt()))?;
-        let weights = super::ops::softmax_last(&scores)?;
+        // The reference fills hidden scores with -1e9 before scaling: the same softmax as leaving
+        // them out, which the fused weights do.
+        let scores = q.matmul(&k.t()?)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let weights = attention_weights(&scores, scale, Some(mask), 0.0, None)?;
         let ctx = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, l, d))?;
         self.out.forward(&ctx)
     }

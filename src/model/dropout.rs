@@ -1,28 +1,75 @@
 //! Dropout driven by the trainer's seeded generator, so runs reproduce (candle's CPU generator cannot
-//! be seeded).
+//! be seeded). The mask is a hash of one drawn seed and each element's index: one candle op, no
+//! mask tensor, and the backward regenerates the forward's mask.
 
-use candle_core::{Result, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rand::rngs::SmallRng;
 use rand::Rng;
+
+/// A uniform draw in `[0, 1)` for element `index` of the mask drawn with `seed` (splitmix64).
+pub(crate) fn uniform(seed: u64, index: u64) -> f32 {
+    let mut z = seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 40) as f32 / (1u64 << 24) as f32
+}
+
+/// The multiplier of element `index`: 0 with probability `p`, else 1/(1-p).
+pub(crate) fn keep(p: f32, seed: u64, index: usize) -> f32 {
+    if uniform(seed, index as u64) < p {
+        0.0
+    } else {
+        1.0 / (1.0 - p)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Dropout {
+    p: f32,
+    seed: u64,
+}
+
+impl CustomOp1 for Dropout {
+    fn name(&self) -> &'static str {
+        "dropout"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = match (storage, layout.contiguous_offsets()) {
+            (CpuStorage::F32(v), Some((a, b))) => &v[a..b],
+            _ => candle_core::bail!("dropout: input must be contiguous f32"),
+        };
+        let out = x
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v * keep(self.p, self.seed, i))
+            .collect();
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        // The op is linear: its gradient is the same mask applied to the incoming gradient.
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(self)?))
+    }
+}
 
 /// Zeroes each element with probability `p` and scales the rest by 1/(1-p); the identity when `rng`
 /// is `None` (evaluation) or `p` is 0.
 pub fn dropout(xs: &Tensor, p: f32, rng: Option<&mut SmallRng>) -> Result<Tensor> {
-    let rng = match rng {
-        Some(r) if p > 0.0 => r,
-        _ => return Ok(xs.clone()),
-    };
-    let scale = 1.0 / (1.0 - p);
-    let mask: Vec<f32> = (0..xs.elem_count())
-        .map(|_| if rng.random::<f32>() < p { 0.0 } else { scale })
-        .collect();
-    xs * Tensor::from_vec(mask, xs.shape(), xs.device())?
+    match rng {
+        Some(r) if p > 0.0 => xs.contiguous()?.apply_op1(Dropout {
+            p,
+            seed: r.random(),
+        }),
+        _ => Ok(xs.clone()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use candle_core::{Device, Var};
     use rand::SeedableRng;
 
     #[test]
@@ -34,5 +81,28 @@ mod tests {
         assert!((mean - 1.0).abs() < 0.05, "{mean}");
         let z = dropout(&x, 0.5, None).unwrap();
         assert_eq!(z.sum_all().unwrap().to_scalar::<f32>().unwrap(), 10_000.0);
+    }
+
+    #[test]
+    fn gradient_uses_the_forward_mask_and_draws_differ_between_calls() {
+        let x =
+            Var::from_tensor(&Tensor::ones(4096, candle_core::DType::F32, &Device::Cpu).unwrap())
+                .unwrap();
+        let mut rng = SmallRng::seed_from_u64(2);
+        let y = dropout(x.as_tensor(), 0.3, Some(&mut rng)).unwrap();
+        let g = y.sum_all().unwrap().backward().unwrap();
+        let (y, g): (Vec<f32>, Vec<f32>) = (
+            y.to_vec1().unwrap(),
+            g.get(x.as_tensor()).unwrap().to_vec1().unwrap(),
+        );
+        // With x = 1, y is the mask itself; so is the gradient of sum(y).
+        assert_eq!(y, g);
+        let zeros = y.iter().filter(|&&v| v == 0.0).count() as f32 / y.len() as f32;
+        assert!((zeros - 0.3).abs() < 0.03, "{zeros}");
+        let y2: Vec<f32> = dropout(x.as_tensor(), 0.3, Some(&mut rng))
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_ne!(y, y2, "a second call draws a new mask");
     }
 }

@@ -9,8 +9,9 @@ pub mod dropout;
 pub mod fold;
 pub mod gru;
 pub mod init;
+pub mod layer_norm;
+pub mod masked_softmax;
 pub mod network;
-pub mod ops;
 pub mod transformer;
 
 pub use batch::{SeqBatch, Visibility};

@@ -165,13 +165,13 @@ impl SeqRec {
             // The reference hides only padding keys, so with seq-to-seq training position t
             // reads item t+1 — its own target — from the other view. Corrected mode gives the
             // cross-attentions the self-attention's visibility (causal for SASRec).
-            let bias = match (self.cfg.mode, &batch.attn_bias) {
-                (Mode::Corrected, Some(b)) => b,
-                _ => &batch.key_bias,
+            let mask = match (self.cfg.mode, &batch.attn_mask) {
+                (Mode::Corrected, Some(m)) => m,
+                _ => &batch.key_mask,
             };
             let (e_id, e_se) = (&views[0], &views[1]);
-            let x_id = llm2id.forward(e_se, e_id, bias)?;
-            let x_se = id2llm.forward(e_id, e_se, bias)?;
+            let x_id = llm2id.forward(e_se, e_id, mask)?;
+            let x_se = id2llm.forward(e_id, e_se, mask)?;
             views = vec![x_id, x_se];
         }
         let n_views = views.len();
@@ -191,8 +191,8 @@ impl SeqRec {
         let h = match &self.encoder {
             Encoder::Transformer(stack) => {
                 let keep = repeat(&batch.keep)?;
-                let bias = batch.attn_bias.as_ref().map(repeat).transpose()?;
-                stack.forward(&x, &keep, bias.as_ref(), last_only, rng)?
+                let mask = batch.attn_mask.as_ref().map(|m| m.repeat(n_views));
+                stack.forward(&x, &keep, mask.as_ref(), last_only, rng)?
             }
             Encoder::Gru(gru) => {
                 let x = match self.cfg.mode {

@@ -6,7 +6,8 @@
 use super::attention::MultiHeadAttention;
 use super::config::ModelConfig;
 use super::dropout::dropout;
-use super::ops::LayerNorm;
+use super::layer_norm::LayerNorm;
+use super::masked_softmax::KeyMask;
 use candle_core::{Result, Tensor};
 use candle_nn::{linear, Linear, Module, VarBuilder};
 use rand::rngs::SmallRng;
@@ -43,11 +44,11 @@ impl Block {
         x: &Tensor,
         query: &Tensor,
         keep: &Tensor,
-        bias: Option<&Tensor>,
+        mask: Option<&KeyMask>,
         mut rng: Option<&mut SmallRng>,
     ) -> Result<Tensor> {
         let q = self.ln_attn.forward(query)?;
-        let x = (&q + self.attn.forward(&q, x, bias, rng.as_deref_mut())?)?;
+        let x = (&q + self.attn.forward(&q, x, mask, rng.as_deref_mut())?)?;
         let x = self.ln_ffn.forward(&x)?;
         let h = dropout(&self.ff1.forward(&x)?, self.dropout, rng.as_deref_mut())?.relu()?;
         let h = dropout(&self.ff2.forward(&h)?, self.dropout, rng)?;
@@ -82,7 +83,7 @@ impl TransformerStack {
         &self,
         x: &Tensor,
         keep: &Tensor,
-        bias: Option<&Tensor>,
+        mask: Option<&KeyMask>,
         last_only: bool,
         mut rng: Option<&mut SmallRng>,
     ) -> Result<Tensor> {
@@ -93,16 +94,9 @@ impl TransformerStack {
             if last_only && i + 1 == n_blocks {
                 let query = x.narrow(1, l - 1, 1)?;
                 let keep_last = keep.narrow(1, l - 1, 1)?;
-                let bias_last = bias.map(|b| b.narrow(2, l - 1, 1)).transpose()?;
-                x = block.forward(
-                    &x,
-                    &query,
-                    &keep_last,
-                    bias_last.as_ref(),
-                    rng.as_deref_mut(),
-                )?;
+                x = block.forward(&x, &query, &keep_last, mask, rng.as_deref_mut())?;
             } else {
-                x = block.forward(&x, &x, keep, bias, rng.as_deref_mut())?;
+                x = block.forward(&x, &x, keep, mask, rng.as_deref_mut())?;
             }
         }
         self.ln_last.forward(&x)
