@@ -52,6 +52,24 @@ fn bad_settings_are_refused_before_the_data_is_read() {
         fails_with(&args, needle);
     }
     fails_with(&base, "/nonexistent/data");
+    // Validation-split rankings choose settings; they never become report rows.
+    fails_with(
+        &[
+            "baseline",
+            "--data",
+            "/nonexistent/data",
+            "--semantic",
+            "/nonexistent/s.safetensors",
+            "--valid",
+            "--report",
+            "/nonexistent/r.json",
+        ],
+        "cannot be used with",
+    );
+    fails_with(
+        &["baseline", "--data", "/nonexistent/data", "--recent", "3"],
+        "--semantic",
+    );
 }
 
 #[test]
