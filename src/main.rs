@@ -148,6 +148,22 @@ enum Command {
         #[arg(long)]
         valid: bool,
     },
+    /// Judge the similar-user lists self-distillation uses: training-item overlap with the listed
+    /// neighbours against random and best-possible ones, how popular the neighbours' items are,
+    /// and how few users fill most lists.
+    Neighbours {
+        #[arg(long)]
+        data: PathBuf,
+        /// A semantic set from `llmesr embed`.
+        #[arg(long)]
+        semantic: PathBuf,
+        /// Neighbours per user (the teacher's 10).
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        /// Users for the best-possible overlap (an all-pairs search each).
+        #[arg(long, default_value_t = 500)]
+        sample: usize,
+    },
     /// Write the benchmark workload: sessions of fixed lengths cut from test users' histories
     /// (their newest items), drawn with a seed, as JSON for the benchmark page and criterion.
     Workload {
@@ -960,6 +976,33 @@ fn cmd_views(bundle_path: &Path, data_dir: &Path, valid: bool) -> Result<()> {
     Ok(())
 }
 
+fn cmd_neighbours(data_dir: &Path, semantic: &Path, k: usize, sample: usize) -> Result<()> {
+    let raw = data::load_dir(data_dir)?;
+    let dataset = Dataset::from_raw(&raw, &FilterOptions::default())?;
+    let similar = SemanticSet::load(semantic)?.align(&dataset)?.similar;
+    let q = llm_esr::semantic::neighbours::neighbour_quality(&dataset, &similar, k, sample, 42)?;
+    println!(
+        "{}: {} users, {} neighbours each",
+        dataset.name, q.users, q.k
+    );
+    println!(
+        "training-item Jaccard with neighbours: listed {:.4}, random {:.4}, best possible {:.4} ({} users sampled)",
+        q.jaccard_listed, q.jaccard_random, q.jaccard_best, q.sample
+    );
+    println!(
+        "mean popularity of a user's items: own {:.1}, listed neighbours' {:.1}",
+        q.popularity_own, q.popularity_listed
+    );
+    println!(
+        "the 10% most-listed users fill {:.1}% of the lists (their items' mean popularity {:.1}); {} users are never listed",
+        100.0 * q.hub_slot_share,
+        q.popularity_hubs,
+        q.never_listed
+    );
+    eprintln!("{}", serde_json::to_string(&q)?);
+    Ok(())
+}
+
 fn cmd_workload(
     data_dir: &Path,
     lengths: &[usize],
@@ -1237,6 +1280,12 @@ fn run(cli: Cli) -> Result<()> {
             data,
             valid,
         } => cmd_views(&bundle, &data, valid),
+        Command::Neighbours {
+            data,
+            semantic,
+            k,
+            sample,
+        } => cmd_neighbours(&data, &semantic, k, sample),
         Command::Workload {
             data,
             lengths,

@@ -6,6 +6,7 @@
 pub mod build;
 pub mod cache;
 pub mod encoder;
+pub mod neighbours;
 pub mod npy;
 pub mod pca;
 pub mod prompt;
