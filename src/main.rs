@@ -12,6 +12,7 @@ use llm_esr::eval::{evaluate, EvalReport, MostPopular, Protocol, Scorer};
 use llm_esr::model::{Backbone, Mode, ModelConfig, SemanticConfig, Views};
 use llm_esr::recommend::Recommender;
 use llm_esr::semantic::build::{EmbedOptions, UserVectors};
+use llm_esr::semantic::similar::Hubness;
 use llm_esr::semantic::SemanticSet;
 use llm_esr::train::run::{CHECKPOINT_FILE, RUN_FILE};
 use llm_esr::train::{train, IdInit, RunRecord, SemanticInputs, Teacher, TrainConfig};
@@ -404,6 +405,10 @@ struct EmbedArgs {
     /// Similar users kept per user.
     #[arg(long, default_value_t = 100)]
     similar: usize,
+    /// Rank similar users by CSLS with this many neighbours instead of plain cosine: users near
+    /// everyone ("hubs", `llmesr neighbours`) are demoted. 0 = plain cosine, the reference's.
+    #[arg(long, default_value_t = 0)]
+    csls: usize,
     /// What an item is called in the prompts.
     #[arg(long, default_value = "movie")]
     noun: String,
@@ -710,6 +715,10 @@ fn cmd_embed(a: EmbedArgs) -> Result<()> {
                 UsersArg::MeanItems => UserVectors::MeanItems,
             },
             similar: a.similar,
+            hubness: match a.csls {
+                0 => Hubness::Cosine,
+                k => Hubness::Csls { k },
+            },
             batch_size: a.batch_size,
             progress: !a.quiet,
         };

@@ -38,6 +38,8 @@ pub struct EmbedOptions {
     pub users: UserVectors,
     /// Similar users kept per user (the reference keeps 100 and uses 10).
     pub similar: usize,
+    /// How similar users are ranked (the reference: plain cosine).
+    pub hubness: similar::Hubness,
     pub batch_size: usize,
     pub progress: bool,
 }
@@ -49,6 +51,7 @@ impl Default for EmbedOptions {
             noun_plural: "movies".into(),
             users: UserVectors::HistoryText,
             similar: 100,
+            hubness: similar::Hubness::Cosine,
             batch_size: 32,
             progress: false,
         }
@@ -167,12 +170,14 @@ pub fn build(
             )?
         }
     };
-    let similar = similar::most_similar(&users, data.n_users(), dim, opts.similar)?;
+    let similar =
+        similar::most_similar_with(&users, data.n_users(), dim, opts.similar, opts.hubness)?;
     let set = SemanticSet {
         provenance: Provenance {
             model: encoder.id().to_string(),
             users: opts.users.label().to_string(),
             similar: opts.similar,
+            hubness: opts.hubness.label(),
         },
         dim,
         item_keys: data.item_keys[1..].to_vec(),
@@ -296,6 +301,7 @@ pub fn from_npy(
             ),
             users: users_label.to_string(),
             similar: top,
+            hubness: String::new(),
         },
         dim,
         item_keys: data.item_keys[1..].to_vec(),

@@ -30,6 +30,9 @@ pub struct Provenance {
     pub users: String,
     /// Similar users kept per user.
     pub similar: usize,
+    /// How they were ranked: empty for plain cosine, `csls-K` for CSLS over K neighbours.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hubness: String,
 }
 
 /// Item vectors, user vectors and similar-user lists for one dataset.
