@@ -270,11 +270,56 @@ impl SemanticSet {
         Ok(Aligned {
             items: Tensor::from_vec(items, (data.n_items(), self.dim), &Device::Cpu)?,
             similar,
-            fingerprint: format!("{}:{:08x}", self.provenance.model, self.checksum()),
+            // A departure in how similar users were ranked is named in the fingerprint (and so
+            // in run records and report rows); plain-cosine sets keep the original form.
+            fingerprint: if self.provenance.hubness.is_empty() {
+                format!("{}:{:08x}", self.provenance.model, self.checksum())
+            } else {
+                format!(
+                    "{}+{}:{:08x}",
+                    self.provenance.model,
+                    self.provenance.hubness,
+                    self.checksum()
+                )
+            },
         })
     }
 }
 
 fn json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("plain data serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_csls_set_names_itself_in_the_fingerprint_and_a_plain_one_keeps_its_form() {
+        let data = Dataset {
+            name: "t".into(),
+            item_keys: vec!["".into(), "a".into(), "b".into()],
+            item_titles: vec!["".into(), "A".into(), "B".into()],
+            user_keys: vec!["u".into(), "v".into()],
+            sequences: vec![vec![1, 2, 1], vec![2, 1, 2]],
+        };
+        let mut set = SemanticSet {
+            provenance: Provenance {
+                model: "m".into(),
+                users: "mean-items".into(),
+                similar: 1,
+                hubness: String::new(),
+            },
+            dim: 2,
+            item_keys: vec!["a".into(), "b".into()],
+            items: vec![1.0, 0.0, 0.0, 1.0],
+            user_keys: vec!["u".into(), "v".into()],
+            similar: vec![vec![1], vec![0]],
+        };
+        let plain = set.align(&data).unwrap().fingerprint;
+        assert!(plain.starts_with("m:") && !plain.contains('+'), "{plain}");
+        set.provenance.hubness = "csls-10".into();
+        let csls = set.align(&data).unwrap().fingerprint;
+        assert!(csls.starts_with("m+csls-10:"), "{csls}");
+    }
 }

@@ -82,6 +82,15 @@ impl RunRecord {
         if self.train.distill_weight > 0.0 && self.train.teacher == crate::train::Teacher::Cached {
             parts.push("cached-teacher");
         }
+        // Similar users ranked by CSLS (`llmesr embed --csls K`): the fingerprint names it.
+        let csls = self
+            .semantic
+            .as_deref()
+            .and_then(|s| s.split_once("+csls-"))
+            .map(|(_, rest)| format!("csls-{}", rest.split(':').next().unwrap_or_default()));
+        if let Some(c) = &csls {
+            parts.push(c);
+        }
         (!parts.is_empty()).then(|| parts.join("+"))
     }
 
