@@ -36,10 +36,7 @@ impl CustomOp1 for Dropout {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = match (storage, layout.contiguous_offsets()) {
-            (CpuStorage::F32(v), Some((a, b))) => &v[a..b],
-            _ => candle_core::bail!("dropout: input must be contiguous f32"),
-        };
+        let x = super::cpu_storage::contiguous_f32(storage, layout, "dropout: input")?;
         let out = x
             .iter()
             .enumerate()

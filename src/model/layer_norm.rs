@@ -3,6 +3,7 @@
 //! composition of plain ops that autograd can follow wrote nine activation-sized tensors forward
 //! and about twice that backward, in every block of every training step.
 
+use super::cpu_storage::contiguous_f32;
 use candle_core::{CpuStorage, CustomOp3, Layout, Module, Result, Shape, Tensor};
 use candle_nn::{Init, VarBuilder};
 
@@ -33,13 +34,6 @@ impl Module for LayerNorm {
                 eps: self.eps as f32,
             },
         )
-    }
-}
-
-fn slice<'a>(s: &'a CpuStorage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
-    match (s, layout.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => candle_core::bail!("layer norm: {what} must be contiguous f32"),
     }
 }
 
@@ -88,9 +82,9 @@ impl CustomOp3 for Norm {
     ) -> Result<(CpuStorage, Shape)> {
         let d = width(l1, l2, l3)?;
         let (x, w, b) = (
-            slice(s1, l1, "x")?,
-            slice(s2, l2, "weight")?,
-            slice(s3, l3, "bias")?,
+            contiguous_f32(s1, l1, "layer norm: x")?,
+            contiguous_f32(s2, l2, "layer norm: weight")?,
+            contiguous_f32(s3, l3, "layer norm: bias")?,
         );
         let mut out = vec![0f32; x.len()];
         for (o, row) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
@@ -149,9 +143,9 @@ impl CustomOp3 for NormGrad {
             );
         }
         let (x, w, g) = (
-            slice(s1, l1, "x")?,
-            slice(s2, l2, "weight")?,
-            slice(s3, l3, "grad")?,
+            contiguous_f32(s1, l1, "layer norm: x")?,
+            contiguous_f32(s2, l2, "layer norm: weight")?,
+            contiguous_f32(s3, l3, "layer norm: grad")?,
         );
         let rows = x.len() / d;
         let mut out = vec![0f32; (rows + 2) * d];

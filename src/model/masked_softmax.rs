@@ -3,6 +3,7 @@
 //! wrote eight full `[N, H, Lq, L]` tensors forward and more backward, plus an `L × L` bias per
 //! sequence; on MovieLens-1M that memory traffic was most of a training step.
 
+use super::cpu_storage::contiguous_f32;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rand::rngs::SmallRng;
 use rand::Rng;
@@ -65,13 +66,6 @@ fn dims(layout: &Layout, mask: Option<&KeyMask>) -> Result<(usize, usize, usize,
     Ok((n, h, lq, l))
 }
 
-fn slice<'a>(s: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
-    match (s, layout.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => candle_core::bail!("attention scores must be contiguous f32"),
-    }
-}
-
 impl Weights {
     /// Softmax of the visible keys of one row into `p` (zero elsewhere); a row that sees no key is
     /// uniform over all keys, as adding a -1e9 bias to every score makes it.
@@ -127,7 +121,7 @@ impl CustomOp1 for Weights {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let d = dims(layout, self.mask.as_ref())?;
         let l = d.3;
-        let s = slice(storage, layout)?;
+        let s = contiguous_f32(storage, layout, "attention scores")?;
         let ranges = self.rows(d);
         let mut out = vec![0f32; s.len()];
         for (r, ((o, row), range)) in out
@@ -181,7 +175,10 @@ impl CustomOp2 for WeightsGrad {
             );
         }
         let l = d.3;
-        let (s, g) = (slice(s1, l1)?, slice(s2, l2)?);
+        let (s, g) = (
+            contiguous_f32(s1, l1, "attention scores")?,
+            contiguous_f32(s2, l2, "attention gradient")?,
+        );
         let ranges = w.rows(d);
         let mut out = vec![0f32; s.len()];
         let mut p = vec![0f32; l];

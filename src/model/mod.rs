@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod batch;
 pub mod config;
+pub mod cpu_storage;
 pub mod cross_attention;
 pub mod dropout;
 pub mod fold;
