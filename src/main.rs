@@ -360,6 +360,10 @@ struct TrainArgs {
     /// LLM-ESR: drop the two cross-attentions (ablation "w/o cross-attention").
     #[arg(long)]
     no_cross: bool,
+    /// LLM-ESR: add each cross-attention's output to its input view instead of replacing it
+    /// (not in the reference; measured in BENCHMARKS.md)
+    #[arg(long, conflicts_with = "no_cross")]
+    cross_residual: bool,
     /// LLM-ESR: how the ID table starts (random = ablation "w/o PCA init").
     #[arg(long, value_enum, default_value = "pca")]
     id_init: IdInitArg,
@@ -565,6 +569,7 @@ fn model_config(a: &TrainArgs, input_dim: usize) -> ModelConfig {
             ViewsArg::Semantic => Views::Semantic,
         };
         sem.cross_attention = !a.no_cross;
+        sem.cross_residual = a.cross_residual;
         sem.cross_heads = a.cross_heads;
         model.semantic = Some(sem);
     }

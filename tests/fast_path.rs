@@ -14,15 +14,17 @@ use std::collections::HashMap;
 
 const N: usize = 50;
 
-fn config(backbone: Backbone, llmesr: bool, mode: Mode) -> ModelConfig {
+/// `variant`: 0 = base, 1 = LLM-ESR, 2 = LLM-ESR with residual cross-attention.
+fn config(backbone: Backbone, variant: u8, mode: Mode) -> ModelConfig {
     let mut cfg = ModelConfig::reference(backbone, N);
     cfg.max_len = 12;
     cfg.hidden = 32;
     cfg.n_heads = 2;
     cfg.mode = mode;
-    if llmesr {
+    if variant > 0 {
         let mut sem = SemanticConfig::reference(32);
         sem.folded = true;
+        sem.cross_residual = variant == 2;
         cfg.semantic = Some(sem);
     }
     cfg
@@ -57,9 +59,9 @@ fn sessions() -> Vec<Vec<u32>> {
 #[test]
 fn fast_path_equals_the_candle_model_everywhere() {
     for backbone in [Backbone::Sasrec, Backbone::Gru4rec, Backbone::Bert4rec] {
-        for llmesr in [false, true] {
+        for variant in [0, 1, 2] {
             for mode in [Mode::Corrected, Mode::Faithful] {
-                let cfg = config(backbone, llmesr, mode);
+                let cfg = config(backbone, variant, mode);
                 let w = weights(&cfg, 3);
                 for tables in TableType::ALL {
                     let p = Precision {
@@ -82,7 +84,7 @@ fn fast_path_equals_the_candle_model_everywhere() {
                             .fold(0f32, f32::max);
                         assert!(
                             diff < 1e-4,
-                            "{backbone:?} llmesr={llmesr} {mode:?} {tables}: session of {} differs by {diff}",
+                            "{backbone:?} variant {variant} {mode:?} {tables}: session of {} differs by {diff}",
                             s.len()
                         );
                         // The top k comes from the same scores, session items left out.
@@ -101,7 +103,7 @@ fn fast_path_equals_the_candle_model_everywhere() {
 
 #[test]
 fn quantized_bundles_shrink_and_lose_little() {
-    let cfg = config(Backbone::Sasrec, true, Mode::Corrected);
+    let cfg = config(Backbone::Sasrec, 1, Mode::Corrected);
     let w = weights(&cfg, 9);
     let write = |tables, encoder| {
         bundle::write_with(
@@ -149,7 +151,7 @@ fn quantized_bundles_shrink_and_lose_little() {
 
 #[test]
 fn block_types_need_whole_blocks_per_row() {
-    let mut cfg = config(Backbone::Sasrec, false, Mode::Corrected);
+    let mut cfg = config(Backbone::Sasrec, 0, Mode::Corrected);
     cfg.hidden = 16;
     let w = random_weights(&cfg, 1).unwrap();
     let p = Precision {
@@ -165,7 +167,7 @@ fn block_types_need_whole_blocks_per_row() {
 #[test]
 fn serving_options_are_checked_and_explained() {
     use llm_esr::recommend::Options;
-    let cfg = config(Backbone::Sasrec, true, Mode::Corrected);
+    let cfg = config(Backbone::Sasrec, 1, Mode::Corrected);
     let w = weights(&cfg, 5);
     let rec = Recommender::from_bytes(&bundle::write(&Manifest::synthetic("t", &cfg), &w).unwrap())
         .unwrap();

@@ -58,6 +58,13 @@ fn reach_of(v: Visibility) -> Reach {
     }
 }
 
+/// `x += e`, elementwise: a residual connection.
+fn add_into(x: &mut [f32], e: &[f32]) {
+    for (a, b) in x.iter_mut().zip(e) {
+        *a += b;
+    }
+}
+
 impl Engine {
     /// Builds the engine from a validated bundle; every tensor must be one the config uses, with
     /// the shape it needs.
@@ -259,6 +266,7 @@ impl Engine {
             }
         }
         if let Some((llm2id, id2llm)) = &self.cross {
+            let residual = cfg.semantic.as_ref().is_some_and(|s| s.cross_residual);
             s.rows.clear();
             s.rows.extend(0..n);
             s.crossed.resize_with(2, Vec::new);
@@ -297,6 +305,15 @@ impl Engine {
                     &mut s.cross,
                     &mut s.pad_rows[1],
                 );
+                if residual {
+                    add_into(&mut s.pad_rows[0], &e_id);
+                    add_into(&mut s.pad_rows[1], &e_se);
+                }
+            }
+            if residual {
+                for (x, e) in s.crossed.iter_mut().zip(&s.views) {
+                    add_into(x, e);
+                }
             }
             std::mem::swap(&mut s.views, &mut s.crossed);
         }

@@ -79,6 +79,11 @@ pub struct SemanticConfig {
     /// The two cross-attentions between the views (off = "w/o cross-attention").
     pub cross_attention: bool,
     pub cross_heads: usize,
+    /// Add each cross-attention's output to its query view instead of replacing it (not in the
+    /// reference). Replacing leaves no position holding its own item's embedding, only a mix over
+    /// the sequence; on long MovieLens histories that mix is what slows the model down.
+    #[serde(default)]
+    pub cross_residual: bool,
     /// Exported bundles store `adapter(table)` as one `[rows, hidden]` table instead of the
     /// frozen table and the adapter: exact, since the table is frozen and the adapter is linear.
     #[serde(default)]
@@ -94,6 +99,7 @@ impl SemanticConfig {
             views: Views::Both,
             cross_attention: true,
             cross_heads: 2,
+            cross_residual: false,
             folded: false,
         }
     }
@@ -227,6 +233,12 @@ impl ModelConfig {
                     "hidden ({}) must be a positive multiple of cross-attention heads ({})",
                     self.hidden, s.cross_heads
                 ));
+            }
+            if s.cross_residual && !s.uses_cross() {
+                return bad(
+                    "cross_residual needs the cross-attentions (both views, cross_attention on)"
+                        .into(),
+                );
             }
         }
         Ok(())

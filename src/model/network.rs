@@ -170,8 +170,12 @@ impl SeqRec {
                 _ => &batch.key_mask,
             };
             let (e_id, e_se) = (&views[0], &views[1]);
-            let x_id = llm2id.forward(e_se, e_id, mask)?;
-            let x_se = id2llm.forward(e_id, e_se, mask)?;
+            let mut x_id = llm2id.forward(e_se, e_id, mask)?;
+            let mut x_se = id2llm.forward(e_id, e_se, mask)?;
+            if self.cfg.semantic.as_ref().is_some_and(|s| s.cross_residual) {
+                x_id = (x_id + e_id)?;
+                x_se = (x_se + e_se)?;
+            }
             views = vec![x_id, x_se];
         }
         let n_views = views.len();
@@ -419,6 +423,42 @@ mod tests {
             out[2].clone()
         };
         assert!(max_diff(&h(&[1, 2, 3, 4]), &h(&[1, 2, 3, 9])) < 1e-6);
+    }
+
+    #[test]
+    fn residual_cross_attention_adds_to_the_views() {
+        for backbone in [Backbone::Sasrec, Backbone::Gru4rec] {
+            let mut cfg = config(backbone, true, Mode::Corrected);
+            let replace = model(&cfg, 4).1.score_histories(&[&[1, 2, 3]]).unwrap();
+            cfg.semantic.as_mut().unwrap().cross_residual = true;
+            let (vars, m) = model(&cfg, 4);
+            let residual = m.score_histories(&[&[1, 2, 3]]).unwrap();
+            assert!(max_diff(&replace[0], &residual[0]) > 1e-3, "{backbone:?}");
+            // Silence both cross-attentions: the residual model becomes the one without them.
+            for (name, var) in vars.data().lock().unwrap().iter() {
+                if name.contains(".out.")
+                    && (name.starts_with("llm2id") || name.starts_with("id2llm"))
+                {
+                    var.set(&var.zeros_like().unwrap()).unwrap();
+                }
+            }
+            let silenced = m.score_histories(&[&[1, 2, 3]]).unwrap();
+            let mut plain = cfg.clone();
+            plain.semantic.as_mut().unwrap().cross_residual = false;
+            plain.semantic.as_mut().unwrap().cross_attention = false;
+            let (pvars, p) = model(&plain, 9);
+            let src = vars.data().lock().unwrap();
+            for (name, var) in pvars.data().lock().unwrap().iter() {
+                var.set(src[name].as_tensor()).unwrap();
+            }
+            let without = p.score_histories(&[&[1, 2, 3]]).unwrap();
+            assert!(max_diff(&silenced[0], &without[0]) < 1e-5, "{backbone:?}");
+        }
+        let mut cfg = config(Backbone::Sasrec, true, Mode::Corrected);
+        let sem = cfg.semantic.as_mut().unwrap();
+        sem.cross_residual = true;
+        sem.cross_attention = false;
+        assert!(cfg.validate().is_err());
     }
 
     #[test]

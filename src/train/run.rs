@@ -74,6 +74,7 @@ impl RunRecord {
             crate::model::Views::Collaborative => parts.push("no-semantic"),
             crate::model::Views::Semantic => parts.push("no-collaborative"),
             crate::model::Views::Both if !sem.cross_attention => parts.push("no-cross"),
+            crate::model::Views::Both if sem.cross_residual => parts.push("cross-residual"),
             crate::model::Views::Both => {}
         }
         if sem.has_id_view() && self.train.id_init == crate::train::IdInit::Random {
