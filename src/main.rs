@@ -195,6 +195,16 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Compare runs' validation NDCG@10 at equal epochs, finished or still training (read from
+    /// run.json or the resume file), as a Markdown table.
+    Curves {
+        /// Run folders; repeat the flag.
+        #[arg(long = "run", required = true, num_args = 1)]
+        runs: Vec<PathBuf>,
+        /// Epochs to show, comma-separated (default: 1, 5, 10, then every 10th).
+        #[arg(long, value_delimiter = ',')]
+        epochs: Vec<usize>,
+    },
     /// Print the rows of a quality report (reports/quality.json) as Markdown tables.
     Report {
         #[arg(long, default_value = "reports/quality.json")]
@@ -1313,6 +1323,20 @@ fn run(cli: Cli) -> Result<()> {
             buckets,
             out,
         } => cmd_figure(&data, &runs, buckets, &out),
+        Command::Curves { runs, epochs } => {
+            use llm_esr::train::progress::{default_epochs, markdown, Progress};
+            let runs = runs
+                .iter()
+                .map(|r| Progress::load(r))
+                .collect::<llm_esr::Result<Vec<_>>>()?;
+            let epochs = if epochs.is_empty() {
+                default_epochs(&runs)
+            } else {
+                epochs
+            };
+            print!("{}", markdown(&runs, &epochs));
+            Ok(())
+        }
         Command::Report { input } => {
             let rows: Vec<report::QualityRow> =
                 serde_json::from_slice(&llm_esr::fsio::read(&input)?)

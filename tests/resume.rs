@@ -1,8 +1,10 @@
 //! A training run killed with SIGKILL in the middle of an epoch resumes with `--resume` and ends with
 //! exactly the weights of an uninterrupted run; what was on disk at the kill is intact. Checked for a
 //! base model and for LLM-ESR with the cached teacher (whose cache is part of the resume state), the
-//! latter on a semantic set imported from `.npy`.
+//! latter on a semantic set imported from `.npy`. A killed run's progress reads from its resume file
+//! and matches the finished run's curve.
 
+use llm_esr::train::progress::Progress;
 use npyz::WriterBuilder;
 use std::path::Path;
 use std::process::Command;
@@ -187,6 +189,11 @@ fn kill_and_resume(llmesr: bool) {
     // A kill during a save may leave a temporary file, never a torn checkpoint.
     assert!(leftovers.iter().all(|n| n.contains("tmp")), "{leftovers:?}");
 
+    // A killed run's progress is read from its resume file.
+    let partial = Progress::load(&b).unwrap();
+    assert!(!partial.finished && !partial.epochs.is_empty());
+    assert!(partial.epochs.len() < 5);
+
     let status = train_cmd(&data, &b).arg("--resume").output().unwrap();
     let err = String::from_utf8_lossy(&status.stderr);
     assert!(status.status.success(), "{err}");
@@ -200,6 +207,15 @@ fn kill_and_resume(llmesr: bool) {
     let record: serde_json::Value =
         serde_json::from_slice(&std::fs::read(b.join("run.json")).unwrap()).unwrap();
     assert_eq!(record["outcome"]["epochs"].as_array().unwrap().len(), 5);
+    let (pa, pb) = (Progress::load(&a).unwrap(), Progress::load(&b).unwrap());
+    assert!(pa.finished && pb.finished);
+    let valid = |p: &Progress| p.epochs.iter().map(|l| l.valid_ndcg10).collect::<Vec<_>>();
+    assert_eq!(valid(&pa), valid(&pb));
+    assert_eq!(
+        valid(&pb)[..partial.epochs.len()],
+        valid(&partial)[..],
+        "the resume file's curve is the finished run's"
+    );
 
     // Resuming with another configuration is refused, naming the file.
     let out = train_cmd(&data, &b)

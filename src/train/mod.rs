@@ -3,6 +3,7 @@
 pub mod adam;
 pub mod config;
 pub mod distill;
+pub mod progress;
 pub mod run;
 pub mod sampler;
 pub mod trainer;

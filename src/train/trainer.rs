@@ -189,6 +189,13 @@ fn load_resume(path: &Path) -> Result<(ResumeState, HashMap<String, Tensor>)> {
     Ok((state, all))
 }
 
+/// A resume file's epoch logs, best epoch and best validation NDCG@10: a run's progress while it
+/// is still training.
+pub(crate) fn read_resume_state(path: &Path) -> Result<(Vec<EpochLog>, usize, f64)> {
+    let (state, _) = load_resume(path)?;
+    Ok((state.logs, state.best_epoch, state.best_valid_ndcg10))
+}
+
 fn prefixed(all: &HashMap<String, Tensor>, prefix: &str) -> HashMap<String, Tensor> {
     all.iter()
         .filter_map(|(k, v)| k.strip_prefix(prefix).map(|n| (n.to_string(), v.clone())))

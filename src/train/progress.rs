@@ -1,0 +1,174 @@
+//! How far a run has got — from `run.json` once it has finished, from its resume file while it is
+//! still training — and the validation curves of several runs side by side, so runs of a long
+//! queue can be compared at equal epochs before any of them ends.
+
+use super::run::{RunRecord, RESUME_FILE, RUN_FILE};
+use super::trainer::{read_resume_state, EpochLog};
+use crate::{Error, Result};
+use std::fmt::Write;
+use std::path::Path;
+
+/// One run's epochs so far.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub name: String,
+    pub epochs: Vec<EpochLog>,
+    pub best_epoch: usize,
+    pub best_valid_ndcg10: f64,
+    /// `true` once `run.json` exists (the run stopped early or hit its epoch cap).
+    pub finished: bool,
+}
+
+impl Progress {
+    /// Reads `dir/run.json`, or `dir/resume.safetensors` for a run still in progress.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| dir.display().to_string());
+        if dir.join(RUN_FILE).exists() {
+            let r = RunRecord::load(dir)?;
+            return Ok(Progress {
+                name,
+                epochs: r.outcome.epochs,
+                best_epoch: r.outcome.best_epoch,
+                best_valid_ndcg10: r.outcome.best_valid_ndcg10,
+                finished: true,
+            });
+        }
+        let resume = dir.join(RESUME_FILE);
+        if !resume.exists() {
+            return Err(Error::Config(format!(
+                "{} holds neither {RUN_FILE} nor {RESUME_FILE}: not a run folder, or a run that has not finished its first epoch",
+                dir.display()
+            )));
+        }
+        let (epochs, best_epoch, best_valid_ndcg10) = read_resume_state(&resume)?;
+        Ok(Progress {
+            name,
+            epochs,
+            best_epoch,
+            best_valid_ndcg10,
+            finished: false,
+        })
+    }
+
+    fn valid_at(&self, epoch: usize) -> Option<f64> {
+        self.epochs
+            .iter()
+            .find(|l| l.epoch == epoch)
+            .map(|l| l.valid_ndcg10)
+    }
+
+    /// Mean training seconds per epoch (evaluation excluded).
+    pub fn seconds_per_epoch(&self) -> f64 {
+        let n = self.epochs.len().max(1) as f64;
+        self.epochs.iter().map(|l| l.train_seconds).sum::<f64>() / n
+    }
+}
+
+/// The epochs a comparison shows by default: 1, 5, 10, then every 10th up to the longest run.
+pub fn default_epochs(runs: &[Progress]) -> Vec<usize> {
+    let last = runs
+        .iter()
+        .filter_map(|r| r.epochs.last().map(|l| l.epoch))
+        .max()
+        .unwrap_or(0);
+    [1, 5]
+        .into_iter()
+        .chain((10..).step_by(10))
+        .take_while(|&e| e <= last)
+        .collect()
+}
+
+/// A Markdown table: one row per run, validation NDCG@10 at each of `epochs` ("–" where a run has
+/// not got that far), then the run's best so far and its state.
+pub fn markdown(runs: &[Progress], epochs: &[usize]) -> String {
+    let mut s = String::from("| run |");
+    for e in epochs {
+        let _ = write!(s, " {e} |");
+    }
+    s.push_str(" best (epoch) | epochs run | s/epoch |\n|---|");
+    s.push_str(&"---|".repeat(epochs.len() + 3));
+    s.push('\n');
+    for r in runs {
+        let _ = write!(s, "| {} |", r.name);
+        for &e in epochs {
+            match r.valid_at(e) {
+                Some(v) => {
+                    let _ = write!(s, " {v:.4} |");
+                }
+                None => s.push_str(" – |"),
+            }
+        }
+        let done = r.epochs.last().map_or(0, |l| l.epoch);
+        let _ = writeln!(
+            s,
+            " {:.4} ({}) | {done}{} | {:.0} |",
+            r.best_valid_ndcg10,
+            r.best_epoch,
+            if r.finished { "" } else { ", running" },
+            r.seconds_per_epoch()
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(name: &str, valid: &[f64]) -> Progress {
+        Progress {
+            name: name.into(),
+            epochs: valid
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| EpochLog {
+                    epoch: i + 1,
+                    loss: 0.5,
+                    train_seconds: 10.0,
+                    teacher_seconds: 0.0,
+                    valid_ndcg10: v,
+                })
+                .collect(),
+            best_epoch: 1,
+            best_valid_ndcg10: valid[0],
+            finished: false,
+        }
+    }
+
+    #[test]
+    fn curves_line_up_by_epoch_and_mark_missing_ones() {
+        let a = run("a", &[0.1; 12]);
+        let b = run("b", &[0.2, 0.3, 0.4, 0.5, 0.6]);
+        let runs = [a, b];
+        assert_eq!(default_epochs(&runs), vec![1, 5, 10]);
+        let md = markdown(&runs, &[1, 5, 10]);
+        let lines: Vec<&str> = md.lines().collect();
+        assert_eq!(
+            lines[0],
+            "| run | 1 | 5 | 10 | best (epoch) | epochs run | s/epoch |"
+        );
+        assert_eq!(
+            lines[2],
+            "| a | 0.1000 | 0.1000 | 0.1000 | 0.1000 (1) | 12, running | 10 |"
+        );
+        assert_eq!(
+            lines[3],
+            "| b | 0.2000 | 0.6000 | – | 0.2000 (1) | 5, running | 10 |"
+        );
+    }
+
+    #[test]
+    fn a_folder_without_a_run_is_named_in_the_error() {
+        let dir = std::env::temp_dir().join(format!("llmesr-progress-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let err = Progress::load(&dir).unwrap_err().to_string();
+        assert!(
+            err.contains("neither run.json nor resume.safetensors"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
