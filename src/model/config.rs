@@ -82,7 +82,9 @@ pub struct SemanticConfig {
     /// Add each cross-attention's output to its query view instead of replacing it (not in the
     /// reference). Replacing leaves no position holding its own item's embedding, only a mix over
     /// the sequence; on long MovieLens histories that mix is what slows the model down.
-    #[serde(default)]
+    /// Left out of the JSON when off, so configs (and the fingerprints of resumable runs) written
+    /// before the option existed read back unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cross_residual: bool,
     /// Exported bundles store `adapter(table)` as one `[rows, hidden]` table instead of the
     /// frozen table and the adapter: exact, since the table is frozen and the adapter is linear.
@@ -286,5 +288,21 @@ mod tests {
             (s.item_rows(), s.mask_token(), s.variant()),
             (11, None, "base")
         );
+    }
+
+    #[test]
+    fn residual_cross_attention_stays_out_of_old_configs() {
+        // The JSON of a reference config, as written before the option existed.
+        let old = r#"{"input_dim":384,"adapter_hidden":192,"views":"both","cross_attention":true,"cross_heads":2,"folded":false}"#;
+        let s = SemanticConfig::reference(384);
+        assert_eq!(serde_json::to_string(&s).unwrap(), old);
+        assert_eq!(serde_json::from_str::<SemanticConfig>(old).unwrap(), s);
+        let on = SemanticConfig {
+            cross_residual: true,
+            ..s
+        };
+        let json = serde_json::to_string(&on).unwrap();
+        assert!(json.contains(r#""cross_residual":true"#));
+        assert_eq!(serde_json::from_str::<SemanticConfig>(&json).unwrap(), on);
     }
 }
