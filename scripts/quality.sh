@@ -77,7 +77,9 @@ default_jobs() {
   echo "ml-1m sasrec llmesr 42 --teacher fresh"
   echo "ml-1m sasrec base 42 --mode faithful"
   echo "ml-1m sasrec llmesr 42 --mode faithful"
-  for a in "--distill-weight 0" "--views collaborative" "--views semantic" "--no-cross" "--id-init random"; do
+  # The ablations, then --cross-residual (this project's departure, measured beside them).
+  for a in "--distill-weight 0" "--views collaborative" "--views semantic" "--no-cross" "--id-init random" \
+      "--cross-residual"; do
     echo "ml-1m sasrec llmesr 42 $a"
   done
 }
