@@ -8,6 +8,7 @@
 
 use super::attention::{attend, PadKey, Reach};
 use super::dense::{Dense, LayerNorm, Weights};
+use super::kernels::add_into;
 use crate::model::ModelConfig;
 use crate::Result;
 
@@ -159,18 +160,14 @@ impl Transformer {
                 &mut s.ctx,
             );
             b.out.forward(&s.ctx, &mut s.y);
-            for (y, q) in s.y.iter_mut().zip(&s.qin) {
-                *y += q;
-            }
+            add_into(&mut s.y, &s.qin);
             b.ln_ffn.forward(&s.y, &mut s.h2);
             b.ff1.forward(&s.h2, &mut s.h);
             for v in s.h.iter_mut() {
                 *v = v.max(0.0);
             }
             b.ff2.forward(&s.h, &mut s.y);
-            for (y, x) in s.y.iter_mut().zip(&s.h2) {
-                *y += x;
-            }
+            add_into(&mut s.y, &s.h2);
             std::mem::swap(&mut s.next, &mut s.y);
         }
         let newest = &s.next[s.next.len() - d..];

@@ -1,4 +1,5 @@
-//! The inner loops of inference: dot products over f32 and over the block-quantized row formats.
+//! The inner loops of inference: dot products over f32 and over the block-quantized row formats,
+//! and the residual add.
 //! Eight independent accumulators let LLVM keep whole SIMD registers busy (wasm `simd128`, SSE/AVX
 //! natively) instead of one serial chain of additions.
 
@@ -8,6 +9,14 @@ pub const BLOCK: usize = 32;
 #[inline]
 fn reduce(acc: [f32; 8]) -> f32 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
+}
+
+/// `x += e` elementwise over the shorter length: the residual connections.
+#[inline]
+pub fn add_into(x: &mut [f32], e: &[f32]) {
+    for (a, b) in x.iter_mut().zip(e) {
+        *a += b;
+    }
 }
 
 /// `a · b` over the shorter length.

@@ -20,6 +20,7 @@ use crate::{Error, Result};
 use attention::{CrossAttention, CrossScratch, Reach};
 use dense::Weights;
 use encoder::{Encoder, EncoderScratch};
+use kernels::add_into;
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 use table::ItemTable;
@@ -55,13 +56,6 @@ fn reach_of(v: Visibility) -> Reach {
     match v {
         Visibility::Past => Reach::Past,
         Visibility::All | Visibility::Items => Reach::All,
-    }
-}
-
-/// `x += e`, elementwise: a residual connection.
-fn add_into(x: &mut [f32], e: &[f32]) {
-    for (a, b) in x.iter_mut().zip(e) {
-        *a += b;
     }
 }
 
