@@ -77,9 +77,10 @@ default_jobs() {
   echo "ml-1m sasrec llmesr 42 --teacher fresh"
   echo "ml-1m sasrec base 42 --mode faithful"
   echo "ml-1m sasrec llmesr 42 --mode faithful"
-  # The ablations, then --cross-residual (this project's departure, measured beside them).
+  # The ablations, then --cross-residual (this project's departure, measured beside them),
+  # alone and without self-distillation (the two costs found on ML-1M, together).
   for a in "--distill-weight 0" "--views collaborative" "--views semantic" "--no-cross" "--id-init random" \
-      "--cross-residual"; do
+      "--cross-residual" "--cross-residual --distill-weight 0"; do
     echo "ml-1m sasrec llmesr 42 $a"
   done
 }
