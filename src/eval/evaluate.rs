@@ -81,6 +81,12 @@ pub struct Ranked {
 }
 
 /// The target's rank for every user at `stage`, in user order.
+///
+/// Users are scored in order of input length, so that a batch's histories need about the same
+/// padding: the encoder's cost follows the longest history of a batch, and in user order nearly
+/// every batch of ML-1M holds one of 200 items. Padding is masked (corrected mode) or fixed at
+/// `max_len` (faithful), so the order changes no score. Sampled negatives are drawn before any
+/// scoring, in user order, so they do not depend on it either.
 pub fn rank_all(
     scorer: &dyn Scorer,
     data: &Dataset,
@@ -90,44 +96,63 @@ pub fn rank_all(
     batch_size: usize,
 ) -> Result<Vec<Ranked>> {
     let n_items = data.n_items() as u32;
-    let mut rng = SmallRng::seed_from_u64(seed);
-    let mut out = Vec::with_capacity(data.n_users());
-    for chunk in data.sequences.chunks(batch_size.max(1)) {
-        let cases: Vec<(&[u32], u32)> = chunk.iter().map(|s| eval_case(s, stage)).collect();
-        let inputs: Vec<&[u32]> = cases.iter().map(|c| c.0).collect();
-        let scores = scorer.score(&inputs)?;
-        for ((input, target), scores) in cases.iter().zip(&scores) {
-            let history: HashSet<u32> = input.iter().copied().collect();
-            let rank = match protocol {
-                Protocol::Full => rank_of(
-                    scores,
-                    *target,
-                    (1..=n_items).filter(|c| c != target && !history.contains(c)),
-                ),
-                Protocol::Sampled(n) => {
+    let cases: Vec<(&[u32], u32)> = data.sequences.iter().map(|s| eval_case(s, stage)).collect();
+    let histories: Vec<HashSet<u32>> = cases
+        .iter()
+        .map(|(input, _)| input.iter().copied().collect())
+        .collect();
+    let negatives: Vec<Vec<u32>> = match protocol {
+        Protocol::Full => Vec::new(),
+        Protocol::Sampled(n) => {
+            let mut rng = SmallRng::seed_from_u64(seed);
+            cases
+                .iter()
+                .zip(&histories)
+                .map(|(&(_, target), history)| {
                     let available =
-                        n_items as usize - history.len() - usize::from(!history.contains(target));
+                        n_items as usize - history.len() - usize::from(!history.contains(&target));
                     let n = n.min(available);
                     let mut negs = HashSet::with_capacity(n);
                     while negs.len() < n {
                         let c = rng.random_range(1..=n_items);
-                        if c != *target && !history.contains(&c) {
+                        if c != target && !history.contains(&c) {
                             negs.insert(c);
                         }
                     }
                     let mut negs: Vec<u32> = negs.into_iter().collect();
                     negs.sort_unstable();
-                    rank_of(scores, *target, negs.into_iter())
-                }
+                    negs
+                })
+                .collect()
+        }
+    };
+    let mut order: Vec<usize> = (0..cases.len()).collect();
+    order.sort_by_key(|&u| cases[u].0.len());
+    let mut ranks = vec![0usize; cases.len()];
+    for chunk in order.chunks(batch_size.max(1)) {
+        let inputs: Vec<&[u32]> = chunk.iter().map(|&u| cases[u].0).collect();
+        let scores = scorer.score(&inputs)?;
+        for (&u, scores) in chunk.iter().zip(&scores) {
+            let (target, history) = (cases[u].1, &histories[u]);
+            ranks[u] = match protocol {
+                Protocol::Full => rank_of(
+                    scores,
+                    target,
+                    (1..=n_items).filter(|c| *c != target && !history.contains(c)),
+                ),
+                Protocol::Sampled(_) => rank_of(scores, target, negatives[u].iter().copied()),
             };
-            out.push(Ranked {
-                input_len: input.len(),
-                target: *target,
-                rank,
-            });
         }
     }
-    Ok(out)
+    Ok(cases
+        .iter()
+        .zip(ranks)
+        .map(|(&(input, target), rank)| Ranked {
+            input_len: input.len(),
+            target,
+            rank,
+        })
+        .collect())
 }
 
 /// Evaluates `scorer` on every user at `stage`.
@@ -222,6 +247,57 @@ mod tests {
         let r = evaluate(&Flat, &d, &g, Stage::Test, Protocol::Full, 0, 8).unwrap();
         // a: 3 candidates tie → rank 3; b: candidates 1,4,5 tie → rank 3.
         assert!((r.group("overall").mean("mrr") - 0.25).abs() < 1e-12);
+    }
+
+    /// Scores item i by how close it is to the input's newest item + 1, so every user's ranks
+    /// depend on its own input.
+    struct FavoursNext(u32);
+    impl Scorer for FavoursNext {
+        fn score(&self, inputs: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+            Ok(inputs
+                .iter()
+                .map(|s| {
+                    let next = *s.last().unwrap() as f32 + 1.0;
+                    (0..=self.0).map(|i| -(i as f32 - next).abs()).collect()
+                })
+                .collect())
+        }
+    }
+
+    #[test]
+    fn scoring_in_length_order_gives_each_user_its_own_rank() {
+        let d = Dataset {
+            name: "t".into(),
+            item_keys: (0..=6).map(|i| i.to_string()).collect(),
+            item_titles: (0..=6).map(|i| i.to_string()).collect(),
+            user_keys: vec!["a".into(), "b".into(), "c".into()],
+            // Test inputs of lengths 4, 2, 3: scored in the order b, c, a.
+            // a: input ends at 4, target 5 → rank 0.
+            // b: input [6, 2], target 4; candidates 1, 3, 5; only 3 scores above 4 → rank 1.
+            // c: input [3, 1, 2], target 6; candidates 4, 5 both score above it → rank 2.
+            sequences: vec![vec![1, 2, 3, 4, 5], vec![6, 2, 4], vec![3, 1, 2, 6]],
+        };
+        for batch in [1, 2, 8] {
+            let r = rank_all(&FavoursNext(6), &d, Stage::Test, Protocol::Full, 0, batch).unwrap();
+            let got: Vec<(usize, u32, usize)> =
+                r.iter().map(|r| (r.input_len, r.target, r.rank)).collect();
+            assert_eq!(got, vec![(4, 5, 0), (2, 4, 1), (3, 6, 2)], "batch {batch}");
+        }
+        let sampled = |batch| {
+            rank_all(
+                &FavoursNext(6),
+                &d,
+                Stage::Test,
+                Protocol::Sampled(2),
+                9,
+                batch,
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.rank)
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(sampled(1), sampled(8));
     }
 
     #[test]

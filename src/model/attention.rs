@@ -1,9 +1,10 @@
 //! Multi-head attention as torch's `nn.MultiheadAttention` computes it (biased Q/K/V projections,
 //! scale 1/√head_dim, dropout on the attention weights, an output projection).
 
+use super::linear::{linear, Linear};
 use super::masked_softmax::{attention_weights, KeyMask};
 use candle_core::{Result, Tensor};
-use candle_nn::{linear, Linear, Module, VarBuilder};
+use candle_nn::{Module, VarBuilder};
 use rand::rngs::SmallRng;
 
 /// `[B, L, d]` → `[B, H, L, d/H]`; shared by self- and cross-attention.

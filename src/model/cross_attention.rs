@@ -2,9 +2,10 @@
 //! bias-free Q/K/V projections, padding keys hidden, a biased output projection. Its output replaces
 //! the query view's embeddings; there is no residual and no LayerNorm around it.
 
+use super::linear::{linear, linear_no_bias, Linear};
 use super::masked_softmax::{attention_weights, KeyMask};
 use candle_core::{Result, Tensor};
-use candle_nn::{linear, linear_no_bias, Linear, Module, VarBuilder};
+use candle_nn::{Module, VarBuilder};
 
 pub struct CrossAttention {
     q: Linear,

@@ -1,5 +1,6 @@
 //! The candle models and what they share: configuration, seeded initialisation, dropout, input
-//! preparation, attention, the encoders (transformer stack, GRU) and the dual-view network.
+//! preparation, linear layers, attention, the encoders (transformer stack, GRU) and the dual-view
+//! network.
 
 pub mod attention;
 pub mod batch;
@@ -11,6 +12,7 @@ pub mod fold;
 pub mod gru;
 pub mod init;
 pub mod layer_norm;
+pub mod linear;
 pub mod masked_softmax;
 pub mod network;
 pub mod transformer;

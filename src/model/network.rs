@@ -11,9 +11,10 @@ use super::config::{Backbone, Mode, ModelConfig};
 use super::cross_attention::CrossAttention;
 use super::dropout::dropout;
 use super::gru::Gru;
+use super::linear::{linear, Linear};
 use super::transformer::TransformerStack;
 use candle_core::{Result, Tensor};
-use candle_nn::{embedding, linear, Embedding, Linear, Module, VarBuilder};
+use candle_nn::{embedding, Embedding, Module, VarBuilder};
 use rand::rngs::SmallRng;
 
 /// The frozen language-model table's variable name; the optimiser never updates it.

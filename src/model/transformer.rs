@@ -7,9 +7,10 @@ use super::attention::MultiHeadAttention;
 use super::config::ModelConfig;
 use super::dropout::dropout;
 use super::layer_norm::LayerNorm;
+use super::linear::{linear, Linear};
 use super::masked_softmax::KeyMask;
 use candle_core::{Result, Tensor};
-use candle_nn::{linear, Linear, Module, VarBuilder};
+use candle_nn::{Module, VarBuilder};
 use rand::rngs::SmallRng;
 
 fn layer_norm(cfg: &ModelConfig, vb: VarBuilder) -> Result<LayerNorm> {
