@@ -1,8 +1,9 @@
 //! Multi-head attention as torch's `nn.MultiheadAttention` computes it (biased Q/K/V projections,
 //! scale 1/√head_dim, dropout on the attention weights, an output projection).
 
+use super::fused_attention::attend;
 use super::linear::{linear, Linear};
-use super::masked_softmax::{attention_weights, KeyMask};
+use super::masked_softmax::KeyMask;
 use candle_core::{Result, Tensor};
 use candle_nn::{Module, VarBuilder};
 use rand::rngs::SmallRng;
@@ -57,9 +58,7 @@ impl MultiHeadAttention {
         let k = self.split_heads(&self.k.forward(kv)?)?;
         let v = self.split_heads(&self.v.forward(kv)?)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = q.matmul(&k.t()?)?; // [B, H, Lq, L]
-        let weights = attention_weights(&scores, scale, mask, self.dropout, rng)?;
-        let ctx = weights.matmul(&v)?; // [B, H, Lq, d/H]
+        let ctx = attend(&q, &k, &v, scale, mask, self.dropout, rng)?; // [B, H, Lq, d/H]
         let ctx = ctx.transpose(1, 2)?.reshape((b, lq, d))?;
         self.out.forward(&ctx)
     }

@@ -2,8 +2,9 @@
 //! bias-free Q/K/V projections, padding keys hidden, a biased output projection. Its output replaces
 //! the query view's embeddings; there is no residual and no LayerNorm around it.
 
+use super::fused_attention::attend;
 use super::linear::{linear, linear_no_bias, Linear};
-use super::masked_softmax::{attention_weights, KeyMask};
+use super::masked_softmax::KeyMask;
 use candle_core::{Result, Tensor};
 use candle_nn::{Module, VarBuilder};
 
@@ -42,10 +43,10 @@ impl CrossAttention {
         let v = self.split_heads(&self.v.forward(kv)?)?;
         // The reference fills hidden scores with -1e9 before scaling: the same softmax as leaving
         // them out, which the fused weights do.
-        let scores = q.matmul(&k.t()?)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let weights = attention_weights(&scores, scale, Some(mask), 0.0, None)?;
-        let ctx = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, l, d))?;
+        let ctx = attend(&q, &k, &v, scale, Some(mask), 0.0, None)?
+            .transpose(1, 2)?
+            .reshape((b, l, d))?;
         self.out.forward(&ctx)
     }
 }

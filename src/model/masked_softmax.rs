@@ -2,6 +2,8 @@
 //! causal attention), softmax and dropout fused, with a hand-written backward. The composed version
 //! wrote eight full `[N, H, Lq, L]` tensors forward and more backward, plus an `L × L` bias per
 //! sequence; on MovieLens-1M that memory traffic was most of a training step.
+//! The models now attend through [`super::fused_attention`], which computes these same weights
+//! block by block and never materialises them; this op stays as its tested reference.
 
 use super::cpu_storage::contiguous_f32;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
@@ -29,19 +31,21 @@ impl KeyMask {
     }
 
     /// The visible keys `lo..=hi` of query `qi` in row `n`, or `None` when it sees none.
-    fn range(&self, n: usize, qi: usize, lq: usize, l: usize) -> Option<(usize, usize)> {
+    pub(super) fn range(&self, n: usize, qi: usize, lq: usize, l: usize) -> Option<(usize, usize)> {
         let lo = self.pads[n];
         let hi = if self.causal { qi + (l - lq) } else { l - 1 };
         (lo <= hi).then_some((lo, hi))
     }
 }
 
+/// How raw scores become attention weights; shared with [`super::fused_attention`], which must
+/// give the same weights and draw the same dropout masks.
 #[derive(Clone)]
-struct Weights {
-    scale: f32,
-    mask: Option<KeyMask>,
+pub(super) struct Weights {
+    pub(super) scale: f32,
+    pub(super) mask: Option<KeyMask>,
     /// Dropout probability and seed; `None` in evaluation.
-    dropout: Option<(f32, u64)>,
+    pub(super) dropout: Option<(f32, u64)>,
 }
 
 /// `[N, H, Lq, L]` dims of a contiguous f32 tensor.
@@ -67,9 +71,35 @@ fn dims(layout: &Layout, mask: Option<&KeyMask>) -> Result<(usize, usize, usize,
 }
 
 impl Weights {
+    /// Draws the dropout seed from `rng` when training with `p > 0`.
+    pub(super) fn new(
+        scale: f64,
+        mask: Option<&KeyMask>,
+        p: f32,
+        rng: Option<&mut SmallRng>,
+    ) -> Self {
+        let dropout = match rng {
+            Some(r) if p > 0.0 => Some((p, r.random::<u64>())),
+            _ => None,
+        };
+        Weights {
+            scale: scale as f32,
+            mask: mask.cloned(),
+            dropout,
+        }
+    }
+
+    /// The visible keys of query `qi` of batch row `n`.
+    pub(super) fn range(&self, n: usize, qi: usize, lq: usize, l: usize) -> Option<(usize, usize)> {
+        match &self.mask {
+            Some(m) => m.range(n, qi, lq, l),
+            None => Some((0, l - 1)),
+        }
+    }
+
     /// Softmax of the visible keys of one row into `p` (zero elsewhere); a row that sees no key is
     /// uniform over all keys, as adding a -1e9 bias to every score makes it.
-    fn probabilities(&self, s: &[f32], range: Option<(usize, usize)>, p: &mut [f32]) {
+    pub(super) fn probabilities(&self, s: &[f32], range: Option<(usize, usize)>, p: &mut [f32]) {
         let Some((lo, hi)) = range else {
             p.fill(1.0 / p.len() as f32);
             return;
@@ -94,10 +124,7 @@ impl Weights {
         for b in 0..n {
             for _ in 0..h {
                 for qi in 0..lq {
-                    out.push(match &self.mask {
-                        Some(m) => m.range(b, qi, lq, l),
-                        None => Some((0, l - 1)),
-                    });
+                    out.push(self.range(b, qi, lq, l));
                 }
             }
         }
@@ -105,7 +132,7 @@ impl Weights {
     }
 
     /// The dropout multiplier of element `index`: 0 or 1/(1-p), and 1 without dropout.
-    fn keep(&self, index: usize) -> f32 {
+    pub(super) fn keep(&self, index: usize) -> f32 {
         match self.dropout {
             Some((p, seed)) => super::dropout::keep(p, seed, index),
             None => 1.0,
@@ -216,15 +243,9 @@ pub fn attention_weights(
     p: f32,
     rng: Option<&mut SmallRng>,
 ) -> Result<Tensor> {
-    let dropout = match rng {
-        Some(r) if p > 0.0 => Some((p, r.random::<u64>())),
-        _ => None,
-    };
-    scores.contiguous()?.apply_op1(Weights {
-        scale: scale as f32,
-        mask: mask.cloned(),
-        dropout,
-    })
+    scores
+        .contiguous()?
+        .apply_op1(Weights::new(scale, mask, p, rng))
 }
 
 #[cfg(test)]

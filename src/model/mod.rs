@@ -9,6 +9,7 @@ pub mod cpu_storage;
 pub mod cross_attention;
 pub mod dropout;
 pub mod fold;
+pub mod fused_attention;
 pub mod gru;
 pub mod init;
 pub mod layer_norm;
