@@ -8,14 +8,6 @@ use candle_core::{Result, Tensor};
 use candle_nn::{Module, VarBuilder};
 use rand::rngs::SmallRng;
 
-/// `[B, L, d]` → `[B, H, L, d/H]`; shared by self- and cross-attention.
-pub fn split_heads(x: &Tensor, n_heads: usize, head_dim: usize) -> Result<Tensor> {
-    let (b, l, _) = x.dims3()?;
-    x.reshape((b, l, n_heads, head_dim))?
-        .transpose(1, 2)?
-        .contiguous()
-}
-
 pub struct MultiHeadAttention {
     q: Linear,
     k: Linear,
@@ -39,10 +31,6 @@ impl MultiHeadAttention {
         })
     }
 
-    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
-        split_heads(x, self.n_heads, self.head_dim)
-    }
-
     /// # Shapes
     /// `query` `[B, Lq, d]` (the newest `Lq` positions), `kv` `[B, L, d]`, `mask` over the `B` rows
     /// (every key visible without one) → `[B, Lq, d]`.
@@ -53,13 +41,11 @@ impl MultiHeadAttention {
         mask: Option<&KeyMask>,
         rng: Option<&mut SmallRng>,
     ) -> Result<Tensor> {
-        let (b, lq, d) = query.dims3()?;
-        let q = self.split_heads(&self.q.forward(query)?)?;
-        let k = self.split_heads(&self.k.forward(kv)?)?;
-        let v = self.split_heads(&self.v.forward(kv)?)?;
+        let q = self.q.forward(query)?;
+        let k = self.k.forward(kv)?;
+        let v = self.v.forward(kv)?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let ctx = attend(&q, &k, &v, scale, mask, self.dropout, rng)?; // [B, H, Lq, d/H]
-        let ctx = ctx.transpose(1, 2)?.reshape((b, lq, d))?;
+        let ctx = attend(&q, &k, &v, self.n_heads, scale, mask, self.dropout, rng)?;
         self.out.forward(&ctx)
     }
 }

@@ -29,24 +29,17 @@ impl CrossAttention {
         })
     }
 
-    fn split_heads(&self, x: &Tensor) -> Result<Tensor> {
-        super::attention::split_heads(x, self.n_heads, self.head_dim)
-    }
-
     /// # Shapes
     /// `query` `[B, L, d]` (one view), `kv` `[B, L, d]` (the other), `mask` hiding padding keys
     /// (and future ones when causal) → `[B, L, d]`.
     pub fn forward(&self, query: &Tensor, kv: &Tensor, mask: &KeyMask) -> Result<Tensor> {
-        let (b, l, d) = query.dims3()?;
-        let q = self.split_heads(&self.q.forward(query)?)?;
-        let k = self.split_heads(&self.k.forward(kv)?)?;
-        let v = self.split_heads(&self.v.forward(kv)?)?;
+        let q = self.q.forward(query)?;
+        let k = self.k.forward(kv)?;
+        let v = self.v.forward(kv)?;
         // The reference fills hidden scores with -1e9 before scaling: the same softmax as leaving
         // them out, which the fused weights do.
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let ctx = attend(&q, &k, &v, scale, Some(mask), 0.0, None)?
-            .transpose(1, 2)?
-            .reshape((b, l, d))?;
+        let ctx = attend(&q, &k, &v, self.n_heads, scale, Some(mask), 0.0, None)?;
         self.out.forward(&ctx)
     }
 }

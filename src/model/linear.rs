@@ -1,15 +1,18 @@
-//! Linear layers for the training graph: the leading dimensions folded into one matrix product,
-//! and a bias whose gradient is a matrix product too.
+//! Linear layers for the training graph, as one candle op with a hand-written backward.
 //!
 //! candle-nn's `Linear` broadcasts its weight over the batch (a batched product whose backward
-//! sums `[N, in, out]` over `N`) and adds its bias by broadcasting it over every row. candle's CPU
+//! sums `[N, in, out]` over `N`) and adds its bias by broadcasting it over every row; candle's CPU
 //! sum over leading dimensions does an integer division per element, and in a profile of an ML-1M
-//! LLM-ESR step those sums were 14% of the time. Here the weight gradient is one `[in, n] × [n, out]`
-//! product and the bias gradient `1ᵀ · grad`. The variables, their names and their initialisation
-//! are candle-nn's, so checkpoints and exported bundles are unchanged.
+//! LLM-ESR step those sums were 14% of the time. A composition of 2-d ops avoids the sums but adds
+//! reshapes, and autograd gives every node's input gradient a zeroed buffer and an add, so each
+//! node costs passes over an activation-sized tensor. Here the layer is one node: the input
+//! gradient is `grad · W`, the weight gradient `gradᵀ · x` and the bias gradient the column sums
+//! of `grad`. The variables, their names and their initialisation are candle-nn's, so checkpoints
+//! and exported bundles are unchanged.
 
-use super::cpu_storage::contiguous_f32;
-use candle_core::{CpuStorage, CustomOp2, Layout, Module, Result, Shape, Tensor};
+use super::cpu_storage::{contiguous_f32, storage_f32};
+use super::gemm::{matmul, Dst, Mat};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Module, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 
 pub struct Linear {
@@ -40,27 +43,122 @@ impl Module for Linear {
     /// `[.., in]` → `[.., out]`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (out_dim, in_dim) = self.weight.dims2()?;
-        let mut dims = x.dims().to_vec();
-        match dims.last_mut() {
-            Some(last) if *last == in_dim => *last = out_dim,
-            _ => candle_core::bail!("linear {in_dim}→{out_dim} applied to {:?}", x.shape()),
+        if x.dims().last() != Some(&in_dim) {
+            candle_core::bail!("linear {in_dim}→{out_dim} applied to {:?}", x.shape());
         }
-        let rows = x.elem_count() / in_dim;
-        let y = x.reshape((rows, in_dim))?.matmul(&self.weight.t()?)?;
-        let y = match &self.bias {
-            Some(b) => y.apply_op2(b, BiasAdd)?,
-            None => y,
-        };
-        y.reshape(dims)
+        let x = x.contiguous()?;
+        match &self.bias {
+            Some(b) => x.apply_op3(&self.weight, b, Affine),
+            None => x.apply_op2(&self.weight, Affine),
+        }
     }
 }
 
-/// `[n, d] + [d]`, row by row.
-struct BiasAdd;
+/// `y = x · Wᵀ (+ b)` over the rows of `x`.
+struct Affine;
 
-impl CustomOp2 for BiasAdd {
+/// `(rows, in, out)` of x `[.., in]` and W `[out, in]`; the bias, when given, must be `[out]`.
+fn sizes(x: &Shape, w: &Shape, b: Option<&Shape>) -> Result<(usize, usize, usize)> {
+    let (&[out, inn], Some(&xin)) = (w.dims(), x.dims().last()) else {
+        candle_core::bail!("linear: weight {w:?} must be [out, in], input {x:?} [.., in]");
+    };
+    if xin != inn || b.is_some_and(|b| b.dims() != [out]) {
+        candle_core::bail!("linear: input {x:?}, weight {w:?} and bias {b:?} do not match");
+    }
+    Ok((x.elem_count() / inn.max(1), inn, out))
+}
+
+fn out_shape(x: &Shape, out: usize) -> Shape {
+    let mut dims = x.dims().to_vec();
+    if let Some(last) = dims.last_mut() {
+        *last = out;
+    }
+    Shape::from(dims)
+}
+
+fn forward_rows(
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    (rows, inn, out): (usize, usize, usize),
+) -> Vec<f32> {
+    let mut y = vec![0f32; rows * out];
+    if let Some(b) = b {
+        for row in y.chunks_exact_mut(out) {
+            row.copy_from_slice(b);
+        }
+    }
+    let threads = candle_core::utils::get_num_threads();
+    matmul(
+        Dst::new(&mut y, rows, out),
+        Mat::new(x, rows, inn),
+        Mat::new(w, out, inn).t(),
+        b.is_some(),
+        threads,
+    );
+    y
+}
+
+/// The gradients of x, W and b from the output gradient.
+fn backward(
+    x: &Tensor,
+    w: &Tensor,
+    with_bias: bool,
+    grad: &Tensor,
+) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+    let (rows, inn, out) = sizes(x.shape(), w.shape(), None)?;
+    let grad = grad.contiguous()?;
+    if grad.shape() != &out_shape(x.shape(), out) {
+        candle_core::bail!(
+            "linear: output gradient {:?} for input {:?}",
+            grad.shape(),
+            x.shape()
+        );
+    }
+    let (xg, xl) = x.storage_and_layout();
+    let (wg, wl) = w.storage_and_layout();
+    let (gg, gl) = grad.storage_and_layout();
+    let xd = storage_f32(&xg, xl, "linear: input")?;
+    let wd = storage_f32(&wg, wl, "linear: weight")?;
+    let gd = storage_f32(&gg, gl, "linear: output gradient")?;
+    let threads = candle_core::utils::get_num_threads();
+    let mut dx = vec![0f32; rows * inn];
+    matmul(
+        Dst::new(&mut dx, rows, inn),
+        Mat::new(gd, rows, out),
+        Mat::new(wd, out, inn),
+        false,
+        threads,
+    );
+    let mut dw = vec![0f32; out * inn];
+    matmul(
+        Dst::new(&mut dw, out, inn),
+        Mat::new(gd, rows, out).t(),
+        Mat::new(xd, rows, inn),
+        false,
+        threads,
+    );
+    let db = with_bias.then(|| {
+        let mut db = vec![0f32; out];
+        for row in gd.chunks_exact(out) {
+            for (d, g) in db.iter_mut().zip(row) {
+                *d += g;
+            }
+        }
+        db
+    });
+    drop((xg, wg, gg));
+    let dev = x.device();
+    Ok((
+        Tensor::from_vec(dx, x.shape(), dev)?,
+        Tensor::from_vec(dw, w.shape(), dev)?,
+        db.map(|db| Tensor::from_vec(db, out, dev)).transpose()?,
+    ))
+}
+
+impl CustomOp2 for Affine {
     fn name(&self) -> &'static str {
-        "bias-add"
+        "linear"
     }
 
     fn cpu_fwd(
@@ -70,32 +168,61 @@ impl CustomOp2 for BiasAdd {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let d = *l1.shape().dims().last().unwrap_or(&0);
-        if d == 0 || l2.shape().dims() != [d] {
-            candle_core::bail!("bias {:?} added to {:?}", l2.shape(), l1.shape());
-        }
-        let x = contiguous_f32(s1, l1, "bias add: input")?;
-        let b = contiguous_f32(s2, l2, "bias add: bias")?;
-        let mut out = x.to_vec();
-        for row in out.chunks_exact_mut(d) {
-            for (o, b) in row.iter_mut().zip(b) {
-                *o += b;
-            }
-        }
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        let n = sizes(l1.shape(), l2.shape(), None)?;
+        let x = contiguous_f32(s1, l1, "linear: input")?;
+        let w = contiguous_f32(s2, l2, "linear: weight")?;
+        Ok((
+            CpuStorage::F32(forward_rows(x, w, None, n)),
+            out_shape(l1.shape(), n.2),
+        ))
     }
 
     fn bwd(
         &self,
         x: &Tensor,
-        b: &Tensor,
+        w: &Tensor,
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let rows = x.dim(0)?;
-        let ones = Tensor::ones((1, rows), grad.dtype(), grad.device())?;
-        let db = ones.matmul(&grad.contiguous()?)?.reshape(b.shape())?;
-        Ok((Some(grad.clone()), Some(db)))
+        let (dx, dw, _) = backward(x, w, false, grad)?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+impl CustomOp3 for Affine {
+    fn name(&self) -> &'static str {
+        "linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let n = sizes(l1.shape(), l2.shape(), Some(l3.shape()))?;
+        let x = contiguous_f32(s1, l1, "linear: input")?;
+        let w = contiguous_f32(s2, l2, "linear: weight")?;
+        let b = contiguous_f32(s3, l3, "linear: bias")?;
+        Ok((
+            CpuStorage::F32(forward_rows(x, w, Some(b), n)),
+            out_shape(l1.shape(), n.2),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, db) = backward(x, w, true, grad)?;
+        Ok((Some(dx), Some(dw), db))
     }
 }
 
