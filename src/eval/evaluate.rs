@@ -132,6 +132,13 @@ pub fn rank_all(
     for chunk in order.chunks(batch_size.max(1)) {
         let inputs: Vec<&[u32]> = chunk.iter().map(|&u| cases[u].0).collect();
         let scores = scorer.score(&inputs)?;
+        if scores.len() != inputs.len() {
+            return Err(crate::Error::Config(format!(
+                "the scorer returned {} score lists for {} users",
+                scores.len(),
+                inputs.len()
+            )));
+        }
         for (&u, scores) in chunk.iter().zip(&scores) {
             let (target, history) = (cases[u].1, &histories[u]);
             ranks[u] = match protocol {
@@ -298,6 +305,22 @@ mod tests {
             .collect::<Vec<_>>()
         };
         assert_eq!(sampled(1), sampled(8));
+    }
+
+    #[test]
+    fn a_scorer_that_drops_users_is_an_error() {
+        struct Short;
+        impl Scorer for Short {
+            fn score(&self, inputs: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+                Ok(vec![vec![0.0; 7]; inputs.len() - 1])
+            }
+        }
+        let d = data();
+        let err = rank_all(&Short, &d, Stage::Test, Protocol::Full, 0, 8).unwrap_err();
+        assert!(
+            err.to_string().contains("1 score lists for 2 users"),
+            "{err}"
+        );
     }
 
     #[test]
