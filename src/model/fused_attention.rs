@@ -41,12 +41,7 @@ fn dims(
         candle_core::bail!("attention: {lq} queries over {l} keys of width {d} in {heads} heads");
     }
     if let Some(m) = mask {
-        if m.pads.len() != n || m.pads.iter().any(|&p| p > l) {
-            candle_core::bail!(
-                "key mask covers {} rows for a batch of {n} (or pads past {l} keys)",
-                m.pads.len()
-            );
-        }
+        m.check(n, l)?;
     }
     Ok((n, lq, l, d))
 }
@@ -63,7 +58,7 @@ struct Block<'a> {
 }
 
 impl<'a> Block<'a> {
-    /// Head `h` of sequence `n`, whose rows start at `q[0]`, `k[0]`, `v[0]`.
+    /// Head `h` of sequence `n` of the whole `[N, Lq, d]` q and `[N, L, d]` k and v.
     fn new(
         n: usize,
         h: usize,
@@ -72,6 +67,11 @@ impl<'a> Block<'a> {
         (lq, l, d): (usize, usize, usize),
     ) -> Self {
         let dh = d / heads;
+        let (q, k, v) = (
+            &q[n * lq * d..][..lq * d],
+            &k[n * l * d..][..l * d],
+            &v[n * l * d..][..l * d],
+        );
         Block {
             index: n * heads + h,
             row: n,
@@ -94,6 +94,10 @@ fn head_dst(chunk: &mut [f32], h: usize, rows: usize, d: usize, heads: usize) ->
 }
 
 impl Attend {
+    fn dims(&self, q: &Shape, k: &Shape, v: &Shape) -> Result<(usize, usize, usize, usize)> {
+        dims(q, k, v, self.heads, self.weights.mask.as_ref())
+    }
+
     /// The block's weights before dropout into `p` and after it into `pt` (both `Lq × L`); `s`
     /// receives the raw scores. Returns each query row's visible keys.
     fn weights(
@@ -139,27 +143,16 @@ impl CustomOp3 for Attend {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let heads = self.heads;
-        let (_, lq, l, d) = dims(
-            l1.shape(),
-            l2.shape(),
-            l3.shape(),
-            heads,
-            self.weights.mask.as_ref(),
-        )?;
+        let (_, lq, l, d) = self.dims(l1.shape(), l2.shape(), l3.shape())?;
         let q = contiguous_f32(s1, l1, "attention: q")?;
         let k = contiguous_f32(s2, l2, "attention: k")?;
         let v = contiguous_f32(s3, l3, "attention: v")?;
         let mut out = vec![0f32; q.len()];
         out.par_chunks_mut(lq * d).enumerate().for_each(|(n, o)| {
-            let seq = (
-                &q[n * lq * d..][..lq * d],
-                &k[n * l * d..][..l * d],
-                &v[n * l * d..][..l * d],
-            );
             let (mut s, mut p, mut pt) =
                 (vec![0f32; lq * l], vec![0f32; lq * l], vec![0f32; lq * l]);
             for h in 0..heads {
-                let b = Block::new(n, h, heads, seq, (lq, l, d));
+                let b = Block::new(n, h, heads, (q, k, v), (lq, l, d));
                 self.weights(&b, &mut s, &mut p, &mut pt);
                 matmul(
                     head_dst(o, h, lq, d, heads),
@@ -182,13 +175,7 @@ impl CustomOp3 for Attend {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let heads = self.heads;
-        let (_, lq, l, d) = dims(
-            q.shape(),
-            k.shape(),
-            v.shape(),
-            heads,
-            self.weights.mask.as_ref(),
-        )?;
+        let (_, lq, l, d) = self.dims(q.shape(), k.shape(), v.shape())?;
         let grad = grad.contiguous()?;
         if grad.shape() != q.shape() {
             candle_core::bail!(
@@ -217,16 +204,11 @@ impl CustomOp3 for Attend {
             .zip(dv.par_chunks_mut(l * d))
             .enumerate()
             .for_each(|(n, ((dq, dk), dv))| {
-                let seq = (
-                    &qd[n * lq * d..][..lq * d],
-                    &kd[n * l * d..][..l * d],
-                    &vd[n * l * d..][..l * d],
-                );
                 let g = &gd[n * lq * d..][..lq * d];
                 let (mut s, mut p, mut pt) =
                     (vec![0f32; lq * l], vec![0f32; lq * l], vec![0f32; lq * l]);
                 for h in 0..heads {
-                    let b = Block::new(n, h, heads, seq, (lq, l, d));
+                    let b = Block::new(n, h, heads, (qd, kd, vd), (lq, l, d));
                     let ranges = self.weights(&b, &mut s, &mut p, &mut pt);
                     let g = Mat::strided(&g[h * dh..], lq, dh, d);
                     // dV = p̃ᵀ · dO; dp̃ = dO · Vᵀ (into `s`, the scores being no longer needed).
@@ -315,22 +297,10 @@ pub fn attend(
 mod tests {
     use super::*;
     use crate::model::masked_softmax::attention_weights;
+    use crate::model::testing::max_diff;
     use candle_core::{Device, Var};
     use rand::SeedableRng;
     use std::sync::Arc;
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar()
-            .unwrap()
-    }
 
     /// Values and the gradients of q, k and v equal the unfused weights times v, with every mask
     /// kind (rows 1 and 2 also hold queries that see no key), a block of only the newest query,

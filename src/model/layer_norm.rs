@@ -180,6 +180,7 @@ impl CustomOp3 for NormGrad {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::testing::max_diff;
     use candle_core::{DType, Device, Var, D};
 
     /// The composition of plain ops the fused version replaces.
@@ -194,17 +195,6 @@ mod tests {
             .broadcast_mul(w)
             .unwrap()
             .broadcast_add(b)
-            .unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
             .unwrap()
     }
 

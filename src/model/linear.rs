@@ -76,6 +76,24 @@ fn out_shape(x: &Shape, out: usize) -> Shape {
     Shape::from(dims)
 }
 
+/// The op's forward over x, W and, when given, b.
+fn forward(
+    (sx, lx): (&CpuStorage, &Layout),
+    (sw, lw): (&CpuStorage, &Layout),
+    bias: Option<(&CpuStorage, &Layout)>,
+) -> Result<(CpuStorage, Shape)> {
+    let n = sizes(lx.shape(), lw.shape(), bias.map(|(_, l)| l.shape()))?;
+    let x = contiguous_f32(sx, lx, "linear: input")?;
+    let w = contiguous_f32(sw, lw, "linear: weight")?;
+    let b = bias
+        .map(|(s, l)| contiguous_f32(s, l, "linear: bias"))
+        .transpose()?;
+    Ok((
+        CpuStorage::F32(forward_rows(x, w, b, n)),
+        out_shape(lx.shape(), n.2),
+    ))
+}
+
 fn forward_rows(
     x: &[f32],
     w: &[f32],
@@ -168,13 +186,7 @@ impl CustomOp2 for Affine {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let n = sizes(l1.shape(), l2.shape(), None)?;
-        let x = contiguous_f32(s1, l1, "linear: input")?;
-        let w = contiguous_f32(s2, l2, "linear: weight")?;
-        Ok((
-            CpuStorage::F32(forward_rows(x, w, None, n)),
-            out_shape(l1.shape(), n.2),
-        ))
+        forward((s1, l1), (s2, l2), None)
     }
 
     fn bwd(
@@ -203,14 +215,7 @@ impl CustomOp3 for Affine {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let n = sizes(l1.shape(), l2.shape(), Some(l3.shape()))?;
-        let x = contiguous_f32(s1, l1, "linear: input")?;
-        let w = contiguous_f32(s2, l2, "linear: weight")?;
-        let b = contiguous_f32(s3, l3, "linear: bias")?;
-        Ok((
-            CpuStorage::F32(forward_rows(x, w, Some(b), n)),
-            out_shape(l1.shape(), n.2),
-        ))
+        forward((s1, l1), (s2, l2), Some((s3, l3)))
     }
 
     fn bwd(
@@ -229,21 +234,9 @@ impl CustomOp3 for Affine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::testing::max_diff;
     use candle_core::{DType, Device, Var};
     use candle_nn::VarMap;
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-    }
 
     /// Values and every gradient (input, weight, bias) equal candle-nn's `Linear` on a 3-d input.
     fn matches_candle_nn(bias: bool) {

@@ -30,6 +30,17 @@ impl KeyMask {
         }
     }
 
+    /// An error unless the mask covers a batch of `n` rows over `l` keys.
+    pub(super) fn check(&self, n: usize, l: usize) -> Result<()> {
+        if self.pads.len() != n || self.pads.iter().any(|&p| p > l) {
+            candle_core::bail!(
+                "key mask covers {} rows for a batch of {n} (or pads past {l} keys)",
+                self.pads.len()
+            );
+        }
+        Ok(())
+    }
+
     /// The visible keys `lo..=hi` of query `qi` in row `n`, or `None` when it sees none.
     pub(super) fn range(&self, n: usize, qi: usize, lq: usize, l: usize) -> Option<(usize, usize)> {
         let lo = self.pads[n];
@@ -60,12 +71,7 @@ fn dims(layout: &Layout, mask: Option<&KeyMask>) -> Result<(usize, usize, usize,
         candle_core::bail!("attention scores: {lq} queries over {l} keys");
     }
     if let Some(m) = mask {
-        if m.pads.len() != n || m.pads.iter().any(|&p| p > l) {
-            candle_core::bail!(
-                "key mask covers {} rows for a batch of {n} (or pads past {l} keys)",
-                m.pads.len()
-            );
-        }
+        m.check(n, l)?;
     }
     Ok((n, h, lq, l))
 }
@@ -252,6 +258,7 @@ pub fn attention_weights(
 mod tests {
     use super::*;
     use crate::model::batch::MASKED;
+    use crate::model::testing::max_diff;
     use candle_core::{Device, Var, D};
     use rand::SeedableRng;
 
@@ -279,17 +286,6 @@ mod tests {
             D::Minus1,
         )
         .unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar()
-            .unwrap()
     }
 
     fn masks() -> Vec<Option<KeyMask>> {

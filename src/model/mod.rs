@@ -17,6 +17,8 @@ pub mod layer_norm;
 pub mod linear;
 pub mod masked_softmax;
 pub mod network;
+#[cfg(test)]
+mod testing;
 pub mod transformer;
 
 pub use batch::{SeqBatch, Visibility};
