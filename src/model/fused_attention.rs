@@ -17,6 +17,7 @@ use super::masked_softmax::{KeyMask, Weights};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rand::rngs::SmallRng;
 use rayon::prelude::*;
+use std::ops::Range;
 
 struct Attend {
     weights: Weights,
@@ -82,15 +83,51 @@ impl<'a> Block<'a> {
     }
 }
 
-/// A head's columns of one sequence's rows in a `[.., rows, d]` output.
-fn head_dst(chunk: &mut [f32], h: usize, rows: usize, d: usize, heads: usize) -> Dst<'_> {
-    let dh = d / heads;
-    Dst {
-        data: &mut chunk[h * dh..],
-        rows,
-        cols: dh,
-        row_stride: d,
+/// Query rows per tile, and keys per tile in the backward's sums over queries. A tile's products
+/// cover only the keys its rows can see, so causal attention skips most of the hidden upper
+/// triangle; what is skipped is exact zeros, so the sums over the rest are the full products' sums.
+const TILE: usize = 32;
+
+/// `0..n` in tiles of [`TILE`].
+fn tiles(n: usize) -> impl Iterator<Item = Range<usize>> {
+    (0..n).step_by(TILE).map(move |a| a..(a + TILE).min(n))
+}
+
+/// The keys rows `rows` need: the union of their visible keys, and with `blind` every key for a
+/// row that sees none (its weights are uniform over all keys). Empty when no row needs any.
+fn span(
+    ranges: &[Option<(usize, usize)>],
+    rows: Range<usize>,
+    l: usize,
+    blind: bool,
+) -> Range<usize> {
+    let (mut lo, mut hi) = (usize::MAX, 0);
+    for r in &ranges[rows] {
+        match *r {
+            Some((a, b)) => (lo, hi) = (lo.min(a), hi.max(b + 1)),
+            None if blind => return 0..l,
+            None => {}
+        }
     }
+    lo.min(hi)..hi
+}
+
+/// The first query row whose weights on keys from `key` on can be non-zero, counting rows that see
+/// no key only when `blind`.
+fn first_row(ranges: &[Option<(usize, usize)>], key: usize, blind: bool) -> usize {
+    ranges
+        .iter()
+        .position(|r| match *r {
+            Some((_, hi)) => hi >= key,
+            None => blind,
+        })
+        .unwrap_or(ranges.len())
+}
+
+/// A head's columns of rows `rows` of one sequence in a `[.., L, d]` output.
+fn head_dst(chunk: &mut [f32], h: usize, rows: Range<usize>, d: usize, heads: usize) -> Dst<'_> {
+    let dh = d / heads;
+    Dst::block(chunk, d, rows, h * dh..(h + 1) * dh)
 }
 
 impl Attend {
@@ -98,8 +135,9 @@ impl Attend {
         dims(q, k, v, self.heads, self.weights.mask.as_ref())
     }
 
-    /// The block's weights before dropout into `p` and after it into `pt` (both `Lq × L`); `s`
-    /// receives the raw scores. Returns each query row's visible keys.
+    /// The block's weights before dropout into `p` and after it into `pt` (both `Lq × L`, zero
+    /// on hidden keys); `s` receives the raw scores of the visible keys. Returns each query row's
+    /// visible keys.
     fn weights(
         &self,
         b: &Block,
@@ -109,8 +147,12 @@ impl Attend {
     ) -> Vec<Option<(usize, usize)>> {
         let w = &self.weights;
         let (lq, l) = (b.q.rows, b.k.rows);
-        matmul(Dst::new(s, lq, l), b.q, b.k.t(), false, 1);
         let ranges: Vec<_> = (0..lq).map(|qi| w.range(b.row, qi, lq, l)).collect();
+        for rows in tiles(lq) {
+            let keys = span(&ranges, rows.clone(), l, false);
+            let (q, k) = (b.q.rows(rows.clone()), b.k.rows(keys.clone()).t());
+            matmul(Dst::block(s, l, rows, keys), q, k, false, 1);
+        }
         for (qi, ((srow, prow), ptrow)) in s
             .chunks_exact(l)
             .zip(p.chunks_exact_mut(l))
@@ -118,10 +160,13 @@ impl Attend {
             .enumerate()
         {
             w.probabilities(srow, ranges[qi], prow);
+            let (lo, hi) = ranges[qi].unwrap_or((0, l - 1));
+            ptrow[..lo].fill(0.0);
+            ptrow[hi + 1..].fill(0.0);
             // The mask index is the element's place in the `[N, H, Lq, L]` weights tensor.
             let first = (b.index * lq + qi) * l;
-            for (k, (o, &x)) in ptrow.iter_mut().zip(prow.iter()).enumerate() {
-                *o = x * w.keep(first + k);
+            for key in lo..=hi {
+                ptrow[key] = prow[key] * w.keep(first + key);
             }
         }
         ranges
@@ -153,14 +198,12 @@ impl CustomOp3 for Attend {
                 (vec![0f32; lq * l], vec![0f32; lq * l], vec![0f32; lq * l]);
             for h in 0..heads {
                 let b = Block::new(n, h, heads, (q, k, v), (lq, l, d));
-                self.weights(&b, &mut s, &mut p, &mut pt);
-                matmul(
-                    head_dst(o, h, lq, d, heads),
-                    Mat::new(&pt, lq, l),
-                    b.v,
-                    false,
-                    1,
-                );
+                let ranges = self.weights(&b, &mut s, &mut p, &mut pt);
+                for rows in tiles(lq) {
+                    let keys = span(&ranges, rows.clone(), l, true);
+                    let w = Mat::new(&pt, lq, l).rows(rows.clone()).cols(keys.clone());
+                    matmul(head_dst(o, h, rows, d, heads), w, b.v.rows(keys), false, 1);
+                }
             }
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
@@ -193,6 +236,10 @@ impl CustomOp3 for Attend {
         let vd = storage_f32(&vg, vl, "attention: v")?;
         let gd = storage_f32(&gg, gl, "attention: output gradient")?;
         let scale = self.weights.scale;
+        // Dropout keeps an element as `1/(1-p)` times its weight, so the backward reads the mask
+        // off the kept weights instead of hashing again: a zero kept weight is a dropped element or
+        // a zero weight, whose gradient is zero either way.
+        let kept = self.weights.dropout.map(|(p, _)| 1.0 / (1.0 - p));
         let dh = d / heads;
         let (mut dq, mut dk, mut dv) = (
             vec![0f32; qd.len()],
@@ -211,50 +258,79 @@ impl CustomOp3 for Attend {
                     let b = Block::new(n, h, heads, (qd, kd, vd), (lq, l, d));
                     let ranges = self.weights(&b, &mut s, &mut p, &mut pt);
                     let g = Mat::strided(&g[h * dh..], lq, dh, d);
-                    // dV = p̃ᵀ · dO; dp̃ = dO · Vᵀ (into `s`, the scores being no longer needed).
-                    matmul(
-                        head_dst(dv, h, l, d, heads),
-                        Mat::new(&pt, lq, l).t(),
-                        g,
-                        false,
-                        1,
-                    );
-                    matmul(Dst::new(&mut s, lq, l), g, b.v.t(), false, 1);
-                    // The softmax backward, as `masked_softmax` computes it: into `pt`, the
-                    // gradient of the raw scores (zero for hidden keys).
+                    // A row that sees no key weights every key; when its output gradient is zero
+                    // (padding, which nothing downstream reads) it adds only zeros to dQ, dK and
+                    // dV, and is skipped.
+                    let blind = ranges.iter().enumerate().any(|(qi, r)| {
+                        r.is_none() && g.data[qi * d..][..dh].iter().any(|&x| x != 0.0)
+                    });
+                    // dV = p̃ᵀ · dO, a tile of keys at a time over the rows that weight them.
+                    for keys in tiles(l) {
+                        let rows = first_row(&ranges, keys.start, blind)..lq;
+                        let w = Mat::new(&pt, lq, l).rows(rows.clone()).cols(keys.clone());
+                        let dst = head_dst(dv, h, keys, d, heads);
+                        matmul(dst, w.t(), g.rows(rows), false, 1);
+                    }
+                    // dp̃ = dO · Vᵀ (into `s`, the scores being no longer needed), then the softmax
+                    // backward as `masked_softmax` computes it, into `pt`: the gradient of the raw
+                    // scores, zero on hidden keys.
+                    for rows in tiles(lq) {
+                        let keys = span(&ranges, rows.clone(), l, blind);
+                        let vt = b.v.rows(keys.clone()).t();
+                        matmul(
+                            Dst::block(&mut s, l, rows.clone(), keys),
+                            g.rows(rows),
+                            vt,
+                            false,
+                            1,
+                        );
+                    }
                     for (qi, ((ds, dpt), prow)) in pt
                         .chunks_exact_mut(l)
                         .zip(s.chunks_exact(l))
                         .zip(p.chunks_exact(l))
                         .enumerate()
                     {
-                        let (lo, hi) = ranges[qi].unwrap_or((0, l - 1));
-                        let first = (b.index * lq + qi) * l;
-                        ds.fill(0.0);
+                        let (lo, hi) = match ranges[qi] {
+                            Some(r) => r,
+                            None if blind => (0, l - 1),
+                            None => {
+                                ds.fill(0.0);
+                                continue;
+                            }
+                        };
                         let mut dot = 0f32;
                         for key in lo..=hi {
-                            ds[key] = dpt[key] * self.weights.keep(first + key);
+                            let keep = match kept {
+                                Some(k) if ds[key] != 0.0 => k,
+                                Some(_) => 0.0,
+                                None => 1.0,
+                            };
+                            ds[key] = dpt[key] * keep;
                             dot += prow[key] * ds[key];
                         }
                         for key in lo..=hi {
                             ds[key] = scale * prow[key] * (ds[key] - dot);
                         }
                     }
-                    // dQ = dS · K; dK = dSᵀ · Q.
-                    matmul(
-                        head_dst(dq, h, lq, d, heads),
-                        Mat::new(&pt, lq, l),
-                        b.k,
-                        false,
-                        1,
-                    );
-                    matmul(
-                        head_dst(dk, h, l, d, heads),
-                        Mat::new(&pt, lq, l).t(),
-                        b.q,
-                        false,
-                        1,
-                    );
+                    // dQ = dS · K, a tile of rows at a time; dK = dSᵀ · Q, a tile of keys at a time.
+                    for rows in tiles(lq) {
+                        let keys = span(&ranges, rows.clone(), l, blind);
+                        let ds = Mat::new(&pt, lq, l).rows(rows.clone()).cols(keys.clone());
+                        matmul(
+                            head_dst(dq, h, rows, d, heads),
+                            ds,
+                            b.k.rows(keys),
+                            false,
+                            1,
+                        );
+                    }
+                    for keys in tiles(l) {
+                        let rows = first_row(&ranges, keys.start, blind)..lq;
+                        let ds = Mat::new(&pt, lq, l).rows(rows.clone()).cols(keys.clone());
+                        let dst = head_dst(dk, h, keys, d, heads);
+                        matmul(dst, ds.t(), b.q.rows(rows), false, 1);
+                    }
                 }
             });
         drop((qg, kg, vg, gg));
@@ -304,20 +380,23 @@ mod tests {
 
     /// Values and the gradients of q, k and v equal the unfused weights times v, with every mask
     /// kind (rows 1 and 2 also hold queries that see no key), a block of only the newest query,
-    /// and dropout drawn from identically seeded generators.
-    #[test]
-    fn matches_the_unfused_attention_and_its_gradients() {
+    /// and dropout drawn from identically seeded generators. `silent` zeroes the output gradient of
+    /// the queries that see no key (as padding gets in training), which the backward skips.
+    fn check_against_unfused(l: usize, pads: Vec<usize>, silent: bool) {
         let dev = Device::Cpu;
-        let (n, h, l, dh) = (3, 2, 6, 4);
+        let (n, h, dh) = (pads.len(), 2, 4);
         let d = h * dh;
-        let pads = Arc::new(vec![0, 2, 5]);
+        let pads = Arc::new(pads);
         let masks = [
             None,
             Some(KeyMask {
                 pads: pads.clone(),
                 causal: false,
             }),
-            Some(KeyMask { pads, causal: true }),
+            Some(KeyMask {
+                pads: pads.clone(),
+                causal: true,
+            }),
         ];
         // [N, L, d] → [N, H, L, dh], as the models split heads before this op existed.
         let split = |x: &Tensor| {
@@ -337,7 +416,20 @@ mod tests {
                             .unwrap()
                     };
                     let (q, k, v) = (var(lq), var(l), var(l));
-                    let up = Tensor::randn(0f32, 1.0, (n, lq, d), &dev).unwrap();
+                    let mut up: Vec<f32> = Tensor::randn(0f32, 1.0, (n, lq, d), &dev)
+                        .unwrap()
+                        .flatten_all()
+                        .unwrap()
+                        .to_vec1()
+                        .unwrap();
+                    if let (true, Some(m)) = (silent, mask) {
+                        for (b, row) in (0..n).flat_map(|b| (0..lq).map(move |r| (b, r))) {
+                            if m.range(b, row, lq, l).is_none() {
+                                up[(b * lq + row) * d..][..d].fill(0.0);
+                            }
+                        }
+                    }
+                    let up = Tensor::from_vec(up, (n, lq, d), &dev).unwrap();
                     let (mut r1, mut r2) = (SmallRng::seed_from_u64(5), SmallRng::seed_from_u64(5));
                     let fused =
                         attend(&q, &k, &v, h, 0.5, mask.as_ref(), p, Some(&mut r1)).unwrap();
@@ -351,7 +443,7 @@ mod tests {
                         .unwrap()
                         .reshape((n, lq, d))
                         .unwrap();
-                    let case = format!("lq {lq} mask {mask:?} p {p}");
+                    let case = format!("l {l} lq {lq} mask {mask:?} p {p} silent {silent}");
                     assert_eq!(fused.dims(), &[n, lq, d]);
                     assert!(max_diff(&fused, &unfused) < 1e-5, "{case}");
                     let g1 = (fused * &up)
@@ -372,6 +464,21 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn matches_the_unfused_attention_and_its_gradients() {
+        check_against_unfused(6, vec![0, 2, 5], false);
+    }
+
+    /// Longer than a tile, so the products run tile by tile: a sequence without padding, one
+    /// whose padding ends inside the second tile, one that is all padding.
+    #[test]
+    fn matches_the_unfused_attention_over_several_tiles() {
+        let l = 2 * TILE + 11;
+        for silent in [false, true] {
+            check_against_unfused(l, vec![0, TILE + 7, l], silent);
         }
     }
 

@@ -28,6 +28,24 @@ impl<'a> Mat<'a> {
         }
     }
 
+    /// Rows `range` of the matrix.
+    pub fn rows(self, range: std::ops::Range<usize>) -> Self {
+        Mat {
+            data: &self.data[(range.start * self.row_stride).min(self.data.len())..],
+            rows: range.len(),
+            ..self
+        }
+    }
+
+    /// Columns `range` of the matrix.
+    pub fn cols(self, range: std::ops::Range<usize>) -> Self {
+        Mat {
+            data: &self.data[(range.start * self.col_stride).min(self.data.len())..],
+            cols: range.len(),
+            ..self
+        }
+    }
+
     pub fn t(self) -> Self {
         Mat {
             rows: self.cols,
@@ -60,6 +78,22 @@ impl<'a> Dst<'a> {
             rows,
             cols,
             row_stride: cols,
+        }
+    }
+
+    /// Rows `rows` and columns `cols` of a row-major matrix whose rows are `row_stride` apart.
+    pub fn block(
+        data: &'a mut [f32],
+        row_stride: usize,
+        rows: std::ops::Range<usize>,
+        cols: std::ops::Range<usize>,
+    ) -> Self {
+        let start = (rows.start * row_stride + cols.start).min(data.len());
+        Dst {
+            data: &mut data[start..],
+            rows: rows.len(),
+            cols: cols.len(),
+            row_stride,
         }
     }
 }
