@@ -124,10 +124,47 @@ fn first_row(ranges: &[Option<(usize, usize)>], key: usize, blind: bool) -> usiz
         .unwrap_or(ranges.len())
 }
 
-/// A head's columns of rows `rows` of one sequence in a `[.., L, d]` output.
-fn head_dst(chunk: &mut [f32], h: usize, rows: Range<usize>, d: usize, heads: usize) -> Dst<'_> {
-    let dh = d / heads;
-    Dst::block(chunk, d, rows, h * dh..(h + 1) * dh)
+/// Head `h`'s columns of one sequence's `[Lq, d]` rows in `dst` = `w · x`, for `Lq × L` weights
+/// `w` (zero on the keys `ranges` hides) and `x` the head's `L × dh` block: a tile of query rows at
+/// a time, over the keys the tile needs (`blind` as in [`span`]).
+fn weights_times(
+    dst: &mut [f32],
+    h: usize,
+    w: &[f32],
+    x: Mat,
+    ranges: &[Option<(usize, usize)>],
+    blind: bool,
+) {
+    let (lq, l, dh) = (ranges.len(), x.rows, x.cols);
+    let d = dst.len() / lq;
+    for rows in tiles(lq) {
+        let keys = span(ranges, rows.clone(), l, blind);
+        let wt = Mat::new(w, lq, l).rows(rows.clone()).cols(keys.clone());
+        let out = Dst::block(dst, d, rows, h * dh..(h + 1) * dh);
+        matmul(out, wt, x.rows(keys), false, 1);
+    }
+}
+
+/// Head `h`'s columns of one sequence's `[L, d]` rows in `dst` = `wᵀ · x`, for `Lq × L` weights
+/// `w` and `x` the head's `Lq × dh` block: a tile of keys at a time, summing over the query rows
+/// from the first that can weight them (`blind` as in [`first_row`]).
+fn weights_t_times(
+    dst: &mut [f32],
+    h: usize,
+    w: &[f32],
+    x: Mat,
+    ranges: &[Option<(usize, usize)>],
+    blind: bool,
+) {
+    let (lq, dh) = (ranges.len(), x.cols);
+    let l = w.len() / lq;
+    let d = dst.len() / l;
+    for keys in tiles(l) {
+        let rows = first_row(ranges, keys.start, blind)..lq;
+        let wt = Mat::new(w, lq, l).rows(rows.clone()).cols(keys.clone());
+        let out = Dst::block(dst, d, keys, h * dh..(h + 1) * dh);
+        matmul(out, wt.t(), x.rows(rows), false, 1);
+    }
 }
 
 impl Attend {
@@ -199,11 +236,7 @@ impl CustomOp3 for Attend {
             for h in 0..heads {
                 let b = Block::new(n, h, heads, (q, k, v), (lq, l, d));
                 let ranges = self.weights(&b, &mut s, &mut p, &mut pt);
-                for rows in tiles(lq) {
-                    let keys = span(&ranges, rows.clone(), l, true);
-                    let w = Mat::new(&pt, lq, l).rows(rows.clone()).cols(keys.clone());
-                    matmul(head_dst(o, h, rows, d, heads), w, b.v.rows(keys), false, 1);
-                }
+                weights_times(o, h, &pt, b.v, &ranges, true);
             }
         });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
@@ -264,13 +297,8 @@ impl CustomOp3 for Attend {
                     let blind = ranges.iter().enumerate().any(|(qi, r)| {
                         r.is_none() && g.data[qi * d..][..dh].iter().any(|&x| x != 0.0)
                     });
-                    // dV = p̃ᵀ · dO, a tile of keys at a time over the rows that weight them.
-                    for keys in tiles(l) {
-                        let rows = first_row(&ranges, keys.start, blind)..lq;
-                        let w = Mat::new(&pt, lq, l).rows(rows.clone()).cols(keys.clone());
-                        let dst = head_dst(dv, h, keys, d, heads);
-                        matmul(dst, w.t(), g.rows(rows), false, 1);
-                    }
+                    // dV = p̃ᵀ · dO.
+                    weights_t_times(dv, h, &pt, g, &ranges, blind);
                     // dp̃ = dO · Vᵀ (into `s`, the scores being no longer needed), then the softmax
                     // backward as `masked_softmax` computes it, into `pt`: the gradient of the raw
                     // scores, zero on hidden keys.
@@ -313,24 +341,9 @@ impl CustomOp3 for Attend {
                             ds[key] = scale * prow[key] * (ds[key] - dot);
                         }
                     }
-                    // dQ = dS · K, a tile of rows at a time; dK = dSᵀ · Q, a tile of keys at a time.
-                    for rows in tiles(lq) {
-                        let keys = span(&ranges, rows.clone(), l, blind);
-                        let ds = Mat::new(&pt, lq, l).rows(rows.clone()).cols(keys.clone());
-                        matmul(
-                            head_dst(dq, h, rows, d, heads),
-                            ds,
-                            b.k.rows(keys),
-                            false,
-                            1,
-                        );
-                    }
-                    for keys in tiles(l) {
-                        let rows = first_row(&ranges, keys.start, blind)..lq;
-                        let ds = Mat::new(&pt, lq, l).rows(rows.clone()).cols(keys.clone());
-                        let dst = head_dst(dk, h, keys, d, heads);
-                        matmul(dst, ds.t(), b.q.rows(rows), false, 1);
-                    }
+                    // dQ = dS · K; dK = dSᵀ · Q.
+                    weights_times(dq, h, &pt, b.k, &ranges, blind);
+                    weights_t_times(dk, h, &pt, b.q, &ranges, blind);
                 }
             });
         drop((qg, kg, vg, gg));
