@@ -195,15 +195,19 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Compare runs' validation NDCG@10 at equal epochs, finished or still training (read from
-    /// run.json or the resume file), as a Markdown table.
+    /// Compare runs' validation NDCG@10 at equal epochs or at equal training loss, finished or still
+    /// training (read from run.json or the resume file), as a Markdown table.
     Curves {
         /// Run folders; repeat the flag.
         #[arg(long = "run", required = true, num_args = 1)]
         runs: Vec<PathBuf>,
         /// Epochs to show, comma-separated (default: 1, 5, 10, then every 10th).
-        #[arg(long, value_delimiter = ',')]
+        #[arg(long, value_delimiter = ',', conflicts_with = "at_loss")]
         epochs: Vec<usize>,
+        /// Compare at equal training loss instead: for each loss, comma-separated, the validation
+        /// NDCG@10 at the first epoch whose mean training loss fell to it.
+        #[arg(long, value_delimiter = ',')]
+        at_loss: Vec<f64>,
     },
     /// Print the rows of a quality report (reports/quality.json) as Markdown tables.
     Report {
@@ -1323,12 +1327,20 @@ fn run(cli: Cli) -> Result<()> {
             buckets,
             out,
         } => cmd_figure(&data, &runs, buckets, &out),
-        Command::Curves { runs, epochs } => {
-            use llm_esr::train::progress::{default_epochs, markdown, Progress};
+        Command::Curves {
+            runs,
+            epochs,
+            at_loss,
+        } => {
+            use llm_esr::train::progress::{default_epochs, markdown, markdown_at_loss, Progress};
             let runs = runs
                 .iter()
                 .map(|r| Progress::load(r))
                 .collect::<llm_esr::Result<Vec<_>>>()?;
+            if !at_loss.is_empty() {
+                print!("{}", markdown_at_loss(&runs, &at_loss));
+                return Ok(());
+            }
             let epochs = if epochs.is_empty() {
                 default_epochs(&runs)
             } else {

@@ -114,19 +114,57 @@ pub fn markdown(runs: &[Progress], epochs: &[usize]) -> String {
     s
 }
 
+/// A Markdown table: one row per run, and for each of `losses` (descending) the validation NDCG@10
+/// at the first epoch whose mean training loss fell to that level, with the epoch ("–" where the
+/// run has not got that low). Two models that fit the training data equally well, compared on how
+/// well they generalise: the question equal epochs cannot answer when one model fits faster. The
+/// loss is the whole objective, so with self-distillation on it carries α·MSE as well.
+pub fn markdown_at_loss(runs: &[Progress], losses: &[f64]) -> String {
+    let mut s = String::from("| run |");
+    for l in losses {
+        let _ = write!(s, " loss ≤ {l} |");
+    }
+    s.push_str(" lowest loss (epoch) |\n|---|");
+    s.push_str(&"---|".repeat(losses.len() + 1));
+    s.push('\n');
+    for r in runs {
+        let _ = write!(s, "| {} |", r.name);
+        for &l in losses {
+            match r.epochs.iter().find(|e| e.loss <= l) {
+                Some(e) => {
+                    let _ = write!(s, " {:.4} ({}) |", e.valid_ndcg10, e.epoch);
+                }
+                None => s.push_str(" – |"),
+            }
+        }
+        match r.epochs.iter().min_by(|a, b| a.loss.total_cmp(&b.loss)) {
+            Some(e) => {
+                let _ = writeln!(s, " {:.4} ({}) |", e.loss, e.epoch);
+            }
+            None => s.push_str(" – |\n"),
+        }
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn run(name: &str, valid: &[f64]) -> Progress {
+        with_losses(name, valid, &vec![0.5; valid.len()])
+    }
+
+    fn with_losses(name: &str, valid: &[f64], losses: &[f64]) -> Progress {
         Progress {
             name: name.into(),
             epochs: valid
                 .iter()
+                .zip(losses)
                 .enumerate()
-                .map(|(i, &v)| EpochLog {
+                .map(|(i, (&v, &loss))| EpochLog {
                     epoch: i + 1,
-                    loss: 0.5,
+                    loss,
                     train_seconds: 10.0,
                     teacher_seconds: 0.0,
                     valid_ndcg10: v,
@@ -158,6 +196,25 @@ mod tests {
             lines[3],
             "| b | 0.2000 | 0.6000 | – | 0.2000 (1) | 5, running | 10 |"
         );
+    }
+
+    #[test]
+    fn runs_line_up_at_the_first_epoch_that_reaches_each_loss() {
+        // b fits faster than a: at equal epochs it leads, at equal loss it trails.
+        let a = with_losses("a", &[0.1, 0.2, 0.3, 0.4], &[0.9, 0.7, 0.6, 0.5]);
+        let b = with_losses("b", &[0.15, 0.25, 0.28], &[0.7, 0.55, 0.58]);
+        let md = markdown_at_loss(&[a, b], &[0.7, 0.6, 0.5]);
+        let lines: Vec<&str> = md.lines().collect();
+        assert_eq!(
+            lines[0],
+            "| run | loss ≤ 0.7 | loss ≤ 0.6 | loss ≤ 0.5 | lowest loss (epoch) |"
+        );
+        assert_eq!(lines[1], "|---|---|---|---|---|");
+        assert_eq!(
+            lines[2],
+            "| a | 0.2000 (2) | 0.3000 (3) | 0.4000 (4) | 0.5000 (4) |"
+        );
+        assert_eq!(lines[3], "| b | 0.1500 (1) | 0.2500 (2) | – | 0.5500 (2) |");
     }
 
     #[test]
