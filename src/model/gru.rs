@@ -2,7 +2,7 @@
 //! r, z, n), run over every step of the left-padded input. With zero inputs and a zero start state
 //! the state stays zero, so zeroed padding (corrected mode) is an exact no-op.
 
-use candle_core::{Result, Tensor, D};
+use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
 pub struct Gru {
@@ -10,7 +10,6 @@ pub struct Gru {
     weight_ih: Tensor,
     /// `[3d, d]`: hidden-state weights, stacked the same way.
     weight_hh: Tensor,
-    hidden: usize,
 }
 
 impl Gru {
@@ -19,7 +18,6 @@ impl Gru {
         Ok(Gru {
             weight_ih: vb.get_with_hints((3 * hidden, hidden), "weight_ih", init)?,
             weight_hh: vb.get_with_hints((3 * hidden, hidden), "weight_hh", init)?,
-            hidden,
         })
     }
 
@@ -31,25 +29,7 @@ impl Gru {
             .reshape((n * l, d))?
             .matmul(&self.weight_ih.t()?)?
             .reshape((n, l, 3 * d))?;
-        let w_hh = self.weight_hh.t()?;
-        let hd = self.hidden;
-        let mut h = Tensor::zeros((n, hd), x.dtype(), x.device())?;
-        for t in 0..l {
-            let gi_t = gi.narrow(1, t, 1)?.squeeze(1)?;
-            let gh = h.matmul(&w_hh)?;
-            let r = candle_nn::ops::sigmoid(
-                &(gi_t.narrow(D::Minus1, 0, hd)? + gh.narrow(D::Minus1, 0, hd)?)?,
-            )?;
-            let z = candle_nn::ops::sigmoid(
-                &(gi_t.narrow(D::Minus1, hd, hd)? + gh.narrow(D::Minus1, hd, hd)?)?,
-            )?;
-            let cand = (gi_t.narrow(D::Minus1, 2 * hd, hd)?
-                + (r * gh.narrow(D::Minus1, 2 * hd, hd)?)?)?
-            .tanh()?;
-            // h' = (1 - z) * n + z * h = n + z * (h - n)
-            h = (&cand + (z * (h - &cand)?)?)?;
-        }
-        Ok(h)
+        super::fused_gru::final_state(&gi, &self.weight_hh)
     }
 }
 
@@ -68,7 +48,6 @@ mod tests {
         let g = Gru {
             weight_ih: w(1.3),
             weight_hh: w(0.7),
-            hidden: 4,
         };
         let x = Tensor::randn(0f32, 1.0, (2, 3, 4), &dev).unwrap();
         let padded = Tensor::cat(

@@ -10,6 +10,7 @@ pub mod cross_attention;
 pub mod dropout;
 pub mod fold;
 pub mod fused_attention;
+pub mod fused_gru;
 pub mod gemm;
 pub mod gru;
 pub mod init;
