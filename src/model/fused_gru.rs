@@ -162,7 +162,7 @@ impl CustomOp2 for Recurrence {
             let dgh_t = &mut dgh[t * bn * 3 * d..][..bn * 3 * d];
             for i in 0..bn {
                 let dg = &mut dgi[(i * l + t) * 3 * d..][..3 * d];
-                let dr_row = &mut dgh_t[i * 3 * d..][..3 * d];
+                let dgh_row = &mut dgh_t[i * 3 * d..][..3 * d];
                 for j in 0..d {
                     let k = i * d + j;
                     let s = t * nd + k;
@@ -172,7 +172,7 @@ impl CustomOp2 for Recurrence {
                     let dz = dout * (h[k] - n) * z * (1.0 - z);
                     let dr = dn * ghn * r * (1.0 - r);
                     (dg[j], dg[d + j], dg[2 * d + j]) = (dr, dz, dn);
-                    (dr_row[j], dr_row[d + j], dr_row[2 * d + j]) = (dr, dz, dn * r);
+                    (dgh_row[j], dgh_row[d + j], dgh_row[2 * d + j]) = (dr, dz, dn * r);
                     dh[k] = dout * z;
                 }
             }
