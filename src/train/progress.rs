@@ -81,25 +81,39 @@ pub fn default_epochs(runs: &[Progress]) -> Vec<usize> {
         .collect()
 }
 
+/// A table's header and separator lines: `run`, one column per label, then the trailing columns.
+fn head(labels: impl IntoIterator<Item = String>, trailing: &[&str]) -> String {
+    let mut s = String::from("| run |");
+    let mut columns = 0;
+    for label in labels
+        .into_iter()
+        .chain(trailing.iter().map(|t| t.to_string()))
+    {
+        let _ = write!(s, " {label} |");
+        columns += 1;
+    }
+    s.push_str("\n|---|");
+    s.push_str(&"---|".repeat(columns));
+    s.push('\n');
+    s
+}
+
+/// One cell: the value, or "–" where the run has none.
+fn cell(s: &mut String, value: Option<String>) {
+    let _ = write!(s, " {} |", value.as_deref().unwrap_or("–"));
+}
+
 /// A Markdown table: one row per run, validation NDCG@10 at each of `epochs` ("–" where a run has
 /// not got that far), then the run's best so far and its state.
 pub fn markdown(runs: &[Progress], epochs: &[usize]) -> String {
-    let mut s = String::from("| run |");
-    for e in epochs {
-        let _ = write!(s, " {e} |");
-    }
-    s.push_str(" best (epoch) | epochs run | s/epoch |\n|---|");
-    s.push_str(&"---|".repeat(epochs.len() + 3));
-    s.push('\n');
+    let mut s = head(
+        epochs.iter().map(|e| e.to_string()),
+        &["best (epoch)", "epochs run", "s/epoch"],
+    );
     for r in runs {
         let _ = write!(s, "| {} |", r.name);
         for &e in epochs {
-            match r.valid_at(e) {
-                Some(v) => {
-                    let _ = write!(s, " {v:.4} |");
-                }
-                None => s.push_str(" – |"),
-            }
+            cell(&mut s, r.valid_at(e).map(|v| format!("{v:.4}")));
         }
         let done = r.epochs.last().map_or(0, |l| l.epoch);
         let _ = writeln!(
@@ -120,29 +134,25 @@ pub fn markdown(runs: &[Progress], epochs: &[usize]) -> String {
 /// well they generalise: the question equal epochs cannot answer when one model fits faster. The
 /// loss is the whole objective, so with self-distillation on it carries α·MSE as well.
 pub fn markdown_at_loss(runs: &[Progress], losses: &[f64]) -> String {
-    let mut s = String::from("| run |");
-    for l in losses {
-        let _ = write!(s, " loss ≤ {l} |");
-    }
-    s.push_str(" lowest loss (epoch) |\n|---|");
-    s.push_str(&"---|".repeat(losses.len() + 1));
-    s.push('\n');
+    let mut s = head(
+        losses.iter().map(|l| format!("loss ≤ {l}")),
+        &["lowest loss (epoch)"],
+    );
     for r in runs {
         let _ = write!(s, "| {} |", r.name);
         for &l in losses {
-            match r.epochs.iter().find(|e| e.loss <= l) {
-                Some(e) => {
-                    let _ = write!(s, " {:.4} ({}) |", e.valid_ndcg10, e.epoch);
-                }
-                None => s.push_str(" – |"),
-            }
+            let reached = r.epochs.iter().find(|e| e.loss <= l);
+            cell(
+                &mut s,
+                reached.map(|e| format!("{:.4} ({})", e.valid_ndcg10, e.epoch)),
+            );
         }
-        match r.epochs.iter().min_by(|a, b| a.loss.total_cmp(&b.loss)) {
-            Some(e) => {
-                let _ = writeln!(s, " {:.4} ({}) |", e.loss, e.epoch);
-            }
-            None => s.push_str(" – |\n"),
-        }
+        let lowest = r.epochs.iter().min_by(|a, b| a.loss.total_cmp(&b.loss));
+        cell(
+            &mut s,
+            lowest.map(|e| format!("{:.4} ({})", e.loss, e.epoch)),
+        );
+        s.push('\n');
     }
     s
 }
