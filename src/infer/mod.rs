@@ -101,7 +101,7 @@ impl Engine {
         let mut names: Vec<String> = Vec::new();
         let pos = if cfg.backbone.is_transformer() {
             names.push("pos_emb.weight".into());
-            Some(ws.get("pos_emb.weight", &[cfg.max_len + 1, d])?)
+            Some(ws.get("pos_emb.weight", &[cfg.pos_rows(), d])?)
         } else {
             None
         };
@@ -226,6 +226,7 @@ impl Engine {
                 .extend_from_slice(&session[session.len().saturating_sub(cfg.max_len)..]),
         }
         let n = s.ids.len();
+        let shift = cfg.position_shift(session.len());
         let pad = match cfg.mode {
             Mode::Faithful => cfg.max_len - n,
             Mode::Corrected => 0,
@@ -241,8 +242,10 @@ impl Engine {
             }
             if let Some(pos) = &self.pos {
                 for (i, r) in x.chunks_exact_mut(d).enumerate() {
-                    // Positions count from the oldest kept item: 1..=n.
-                    for (v, p) in r.iter_mut().zip(&pos[(i + 1) * d..(i + 2) * d]) {
+                    // Positions count from the oldest kept item, 1..=n, moved by the
+                    // paper-faithful BERT4Rec's shift.
+                    let at = i + 1 + shift;
+                    for (v, p) in r.iter_mut().zip(&pos[at * d..(at + 1) * d]) {
                         *v = *v * scale + p;
                     }
                 }

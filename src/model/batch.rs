@@ -108,6 +108,32 @@ impl SeqBatch {
             len: l,
         })
     }
+
+    /// Moves each row's positions up by its shift (padding stays 0): the reference's BERT4Rec
+    /// predict, whose positions do not start at 1 for histories that fill the window.
+    pub fn shift_positions(&mut self, shifts: &[usize]) -> Result<()> {
+        if shifts.len() != self.batch {
+            candle_core::bail!("SeqBatch: {} shifts for {} rows", shifts.len(), self.batch);
+        }
+        let l = self.len;
+        let positions: Vec<u32> = self
+            .key_mask
+            .pads
+            .iter()
+            .zip(shifts)
+            .flat_map(|(&pad, &shift)| {
+                (0..l).map(move |j| {
+                    if j < pad {
+                        0
+                    } else {
+                        (j - pad + 1 + shift) as u32
+                    }
+                })
+            })
+            .collect();
+        self.positions = Tensor::from_vec(positions, (self.batch, l), self.positions.device())?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]

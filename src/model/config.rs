@@ -180,6 +180,29 @@ impl ModelConfig {
         self.n_items + 1 + usize::from(self.backbone == Backbone::Bert4rec)
     }
 
+    /// Rows of the position table: padding and positions 1..=max_len, plus, in paper-faithful
+    /// BERT4Rec, position max_len+1 (see [`ModelConfig::position_shift`]).
+    pub fn pos_rows(&self) -> usize {
+        self.max_len + 1 + self.faithful_shift()
+    }
+
+    /// How far the positions of an inference input of `len` items move past "1 for the oldest
+    /// kept item". The reference's BERT4Rec predict appends the mask token to the positions of
+    /// the `max_len` newest items and drops the first: a history that fills the window keeps its
+    /// positions 2..=max_len and gives the mask max_len+1, a row training never reaches. Corrected
+    /// mode counts from the oldest kept item, as training does.
+    pub fn position_shift(&self, len: usize) -> usize {
+        if len >= self.max_len {
+            self.faithful_shift()
+        } else {
+            0
+        }
+    }
+
+    fn faithful_shift(&self) -> usize {
+        usize::from(self.mode == Mode::Faithful && self.backbone == Backbone::Bert4rec)
+    }
+
     /// The BERT4Rec mask token id.
     pub fn mask_token(&self) -> Option<u32> {
         (self.backbone == Backbone::Bert4rec).then_some(self.n_items as u32 + 1)

@@ -83,7 +83,7 @@ impl SeqRec {
         };
         let (pos_emb, encoder) = if cfg.backbone.is_transformer() {
             (
-                Some(embedding(cfg.max_len + 1, d, vb.pp("pos_emb"))?),
+                Some(embedding(cfg.pos_rows(), d, vb.pp("pos_emb"))?),
                 Encoder::Transformer(TransformerStack::new(cfg, vb.clone())?),
             )
         } else {
@@ -264,7 +264,14 @@ impl SeqRec {
     pub fn score_histories(&self, inputs: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
         let tables = self.item_tables()?;
         let padded = self.prepare(inputs);
-        let batch = SeqBatch::new(&padded, Visibility::of(&self.cfg), tables[0].device())?;
+        let mut batch = SeqBatch::new(&padded, Visibility::of(&self.cfg), tables[0].device())?;
+        let shifts: Vec<usize> = inputs
+            .iter()
+            .map(|s| self.cfg.position_shift(s.len()))
+            .collect();
+        if shifts.iter().any(|&s| s > 0) {
+            batch.shift_positions(&shifts)?;
+        }
         let users = self.user_repr(&tables, &batch, None)?;
         self.score_all(&tables, &users)?.to_vec2()
     }
@@ -405,6 +412,43 @@ mod tests {
                 .unwrap();
             assert!(max_diff(&newest, &last) < 1e-5, "{:?}", cfg.backbone);
         }
+    }
+
+    #[test]
+    fn faithful_bert4rec_gives_a_full_window_the_references_shifted_positions() {
+        let long: Vec<u32> = (1..=10).collect(); // fills the 8-item window
+        let short: Vec<u32> = vec![3, 4, 5];
+        for llmesr in [false, true] {
+            let cfg = config(Backbone::Bert4rec, llmesr, Mode::Faithful);
+            assert_eq!(cfg.pos_rows(), 10);
+            let (vars, m) = model(&cfg, 7);
+            let before = m.score_histories(&[&long, &short]).unwrap();
+            // Only a full window reaches position max_len + 1 (its mask token's).
+            let pos = vars.data().lock().unwrap()["pos_emb.weight"].clone();
+            let bumped = pos.slice_assign(
+                &[9..10, 0..16],
+                &(pos.narrow(0, 9, 1).unwrap() + 1.0).unwrap(),
+            );
+            pos.set(&bumped.unwrap()).unwrap();
+            let after = m.score_histories(&[&long, &short]).unwrap();
+            assert!(max_diff(&before[0], &after[0]) > 1e-3, "llmesr {llmesr}");
+            assert!(max_diff(&before[1], &after[1]) < 1e-6, "llmesr {llmesr}");
+            // Its positions are 2..=9, so the oldest kept item's row 1 is never read.
+            let pos = vars.data().lock().unwrap()["pos_emb.weight"].clone();
+            let bumped = pos.slice_assign(
+                &[1..2, 0..16],
+                &(pos.narrow(0, 1, 1).unwrap() + 1.0).unwrap(),
+            );
+            pos.set(&bumped.unwrap()).unwrap();
+            let again = m.score_histories(&[&long, &short]).unwrap();
+            assert!(max_diff(&after[0], &again[0]) < 1e-6, "llmesr {llmesr}");
+            assert!(max_diff(&after[1], &again[1]) > 1e-3, "llmesr {llmesr}");
+        }
+        // Corrected mode counts from the oldest kept item, as training does: no extra row.
+        let cfg = config(Backbone::Bert4rec, true, Mode::Corrected);
+        assert_eq!((cfg.pos_rows(), cfg.position_shift(10)), (9, 0));
+        let (_, m) = model(&cfg, 7);
+        assert!(m.score_histories(&[&long]).is_ok());
     }
 
     #[test]
