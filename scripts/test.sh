@@ -14,8 +14,8 @@ cargo clippy --release --all-targets -- -D warnings
 cargo clippy --release --target wasm32-unknown-unknown --lib -- -D warnings
 cargo build --release --bin llmesr
 cargo test --release
-# The reference-parity script needs PyTorch to run (a developer check); here it must at least parse.
-python3 -c "import ast; ast.parse(open('scripts/reference-parity.py').read())"
+# The reference scripts need PyTorch to run (developer checks); here they must at least parse.
+for f in scripts/reference-parity.py scripts/reference-step.py; do python3 -c "import ast, sys; ast.parse(open(sys.argv[1]).read())" "$f"; done
 
 # Small trained models for the browser tests: parity needs real weights, not their quality. The
 # LLM-ESR one goes through the whole method: MiniLM embeddings, PCA init, distillation, folding.

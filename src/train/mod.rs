@@ -10,4 +10,4 @@ pub mod trainer;
 
 pub use config::{IdInit, Teacher, TrainConfig};
 pub use run::RunRecord;
-pub use trainer::{train, SemanticInputs, TrainOutcome};
+pub use trainer::{step_loss, train, Distill, SemanticInputs, StepLoss, TrainOutcome};

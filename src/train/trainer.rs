@@ -73,6 +73,71 @@ fn bce_loss(
     (pos_loss + neg_loss)?.broadcast_div(&n)
 }
 
+/// Self-distillation's part of a step: whose teachers, from which data, at what weight.
+pub struct Distill<'a> {
+    pub distiller: &'a Distiller,
+    pub data: &'a Dataset,
+    /// The batch's users, row by row.
+    pub users: &'a [usize],
+    pub weight: f64,
+}
+
+/// One training step's objective, before its backward pass.
+pub struct StepLoss {
+    /// The recommendation BCE plus, with distillation, its weighted MSE.
+    pub loss: Tensor,
+    /// Each user's representation (the newest position), `[B, W]`: the student.
+    pub student: Tensor,
+    pub teacher_seconds: f64,
+}
+
+/// The loss of one batch with its targets and negatives already drawn — the reference's
+/// `forward(seq, pos, neg, positions, sim_seq, …)`. The model runs in training mode (dropout
+/// from `rng`), teachers included.
+pub fn step_loss(
+    model: &SeqRec,
+    host: TrainBatch,
+    visibility: Visibility,
+    distill: Option<Distill<'_>>,
+    rng: &mut SmallRng,
+) -> Result<StepLoss> {
+    let device = Device::Cpu;
+    let batch = SeqBatch::new(&host.inputs, visibility, &device)?;
+    let tables = model.item_tables()?;
+    let hidden = model.encode(&tables, &batch, false, Some(&mut *rng))?;
+    let per_position = host.positives.len() == batch.batch * batch.len;
+    let (hidden_rec, shape) = if per_position {
+        (hidden.clone(), vec![batch.batch, batch.len])
+    } else {
+        (hidden.squeeze(1)?, vec![batch.batch])
+    };
+    let pos = Tensor::from_vec(host.positives, shape.clone(), &device)?;
+    let neg = Tensor::from_vec(host.negatives, shape, &device)?;
+    let mask = pos.ne(0u32)?.to_dtype(DType::F32)?;
+    let mut loss = bce_loss(
+        &hidden_rec,
+        &SeqRec::lookup(&tables, &pos)?,
+        &SeqRec::lookup(&tables, &neg)?,
+        &mask,
+    )?;
+    let student = hidden.narrow(1, hidden.dim(1)? - 1, 1)?.squeeze(1)?;
+    let mut teacher_seconds = 0.0;
+    if let Some(d) = distill {
+        let t0 = Instant::now();
+        let teacher = d.distiller.teacher(model, &tables, d.data, d.users, rng)?;
+        teacher_seconds = t0.elapsed().as_secs_f64();
+        if let Some((t, m)) = teacher {
+            let mse = masked_mse(&student, &t, &m)?;
+            loss = (loss + (mse * d.weight)?)?;
+        }
+    }
+    Ok(StepLoss {
+        loss,
+        student,
+        teacher_seconds,
+    })
+}
+
 fn restore(vars: &VarMap, weights: &HashMap<String, Tensor>) -> candle_core::Result<()> {
     let data = vars.data().lock().expect("var map lock poisoned");
     for (k, v) in data.iter() {
@@ -498,36 +563,19 @@ pub fn train(
         let (mut loss_sum, mut seen) = (0.0, 0usize);
         for chunk in samples.chunks(cfg.batch_size) {
             let host = host_batch(data, model_cfg, cfg, chunk, &mut rng);
-            let batch = SeqBatch::new(&host.inputs, visibility, &device)?;
-            let tables = model.item_tables()?;
-            let hidden = model.encode(&tables, &batch, false, Some(&mut rng))?;
-            let per_position = host.positives.len() == batch.batch * batch.len;
-            let (hidden_rec, shape) = if per_position {
-                (hidden.clone(), vec![batch.batch, batch.len])
-            } else {
-                (hidden.squeeze(1)?, vec![batch.batch])
-            };
-            let pos = Tensor::from_vec(host.positives, shape.clone(), &device)?;
-            let neg = Tensor::from_vec(host.negatives, shape, &device)?;
-            let mask = pos.ne(0u32)?.to_dtype(DType::F32)?;
-            let mut loss = bce_loss(
-                &hidden_rec,
-                &SeqRec::lookup(&tables, &pos)?,
-                &SeqRec::lookup(&tables, &neg)?,
-                &mask,
-            )?;
+            let chunk_users: Vec<usize> = chunk.iter().map(|s| s.user).collect();
+            let distill = distiller.as_ref().map(|d| Distill {
+                distiller: d,
+                data,
+                users: &chunk_users,
+                weight: distill_weight,
+            });
+            let step = step_loss(&model, host, visibility, distill, &mut rng)?;
+            teacher_seconds += step.teacher_seconds;
             if let Some(d) = distiller.as_mut() {
-                let chunk_users: Vec<usize> = chunk.iter().map(|s| s.user).collect();
-                let student = hidden.narrow(1, hidden.dim(1)? - 1, 1)?.squeeze(1)?;
-                let t0 = Instant::now();
-                let teacher = d.teacher(&model, &tables, data, &chunk_users, &mut rng)?;
-                teacher_seconds += t0.elapsed().as_secs_f64();
-                if let Some((t, m)) = teacher {
-                    let mse = masked_mse(&student, &t, &m)?;
-                    loss = (loss + (mse * distill_weight)?)?;
-                }
-                d.record(&chunk_users, &student)?;
+                d.record(&chunk_users, &step.student)?;
             }
+            let loss = step.loss;
             opt.backward_step(&loss)?;
             let l = loss.to_scalar::<f32>()? as f64;
             if !l.is_finite() {
