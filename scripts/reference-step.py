@@ -1,18 +1,21 @@
 #!/usr/bin/env python3
-"""Write the training-step fixture of `tests/reference_step.rs`: one batch through the reference's
-own LLM-ESR SASRec (https://github.com/liuqidong07/LLM-ESR, MIT), with its loss and every
-parameter's gradient.
+"""Write a training-step fixture of `tests/reference_step.rs`: one batch through the reference's
+own LLM-ESR model (https://github.com/liuqidong07/LLM-ESR, MIT) for one backbone, with its loss and
+every parameter's gradient.
 
 The model is small (30 items, 16-d, window 8, 12-d "language-model" vectors) and random: nothing in
 the fixture comes from MovieLens or a trained model. Dropout is 0 so the step is deterministic;
-everything else is the reference's training forward — `LLMESR_SASRec.forward(seq, pos, neg,
-positions, sim_seq, sim_positions)`: the seq-to-seq BCE with one negative per position, plus 0.1 ×
-the MSE between each user's representation and the detached mean of its 10 similar users'.
+everything else is the reference's training forward — `LLMESR_<backbone>.forward(seq, pos, neg,
+positions, sim_seq, sim_positions)`: the backbone's BCE with one negative per target (SASRec:
+every position; GRU4Rec: the last; BERT4Rec: the masked ones), plus 0.1 × the MSE between each
+user's representation and the detached mean of its 10 similar users'.
 The Rust test loads the same weights into `SeqRec` (paper-faithful mode), runs `step_loss` on
 the same batch, negatives and similar users, and compares the loss and the gradients.
 
-    /tmp/torchenv/bin/python scripts/reference-step.py --reference PATH/TO/LLM-ESR \\
-        --out tests/fixtures/reference-step.json
+    for b in sasrec gru4rec bert4rec; do
+      /tmp/torchenv/bin/python scripts/reference-step.py --reference PATH/TO/LLM-ESR \\
+        --backbone $b --out tests/fixtures/reference-step-$b.json
+    done
 """
 
 import argparse
@@ -29,10 +32,15 @@ import torch
 N_ITEMS, HIDDEN, MAX_LEN, LLM_DIM, N_USERS, BATCH, N_SIMILAR = 30, 16, 8, 12, 15, 4, 10
 
 
-def ours(name):
+def ours(name, backbone):
     """The reference's parameter name → ours (None: the reference builds it and never reads it)."""
     if name.startswith("projector") or name == "item_emb.weight":
         return None
+    if backbone == "gru4rec":
+        if name == "pos_emb.weight":
+            return None
+        if name.startswith("backbone.gru.weight_"):
+            return "gru." + name.rsplit(".", 1)[1].removesuffix("_l0")
     simple = {
         "id_item_emb.weight": "item_emb.weight",
         "llm_item_emb.weight": "llm_emb.weight",
@@ -63,16 +71,19 @@ def ours(name):
     raise SystemExit(f"no counterpart for reference parameter {name}")
 
 
-def to_ours(name, tensor):
+def to_ours(name, tensor, backbone):
     """(our name, array) pairs for one reference parameter, in our shapes and row counts."""
-    mine = ours(name)
+    mine = ours(name, backbone)
     if mine is None:
         return []
     a = tensor.detach().numpy().astype(np.float32)
+    bert = backbone == "bert4rec"
     if mine in ("item_emb.weight", "llm_emb.weight"):
-        return [(mine, a[: N_ITEMS + 1])]  # the reference's extra last row is BERT4Rec's mask
+        # The reference's extra last row is BERT4Rec's mask token, which only BERT4Rec keeps.
+        return [(mine, a[: N_ITEMS + 1 + bert])]
     if mine == "pos_emb.weight":
-        return [(mine, a[: MAX_LEN + 1])]  # it keeps max_len + 100 rows; positions reach max_len
+        # It keeps max_len + 100 rows; training positions reach max_len (BERT4Rec's predict one more).
+        return [(mine, a[: MAX_LEN + 1 + bert])]
     if mine.endswith(".ff1.weight") or mine.endswith(".ff2.weight"):
         return [(mine, a[:, :, 0])]
     if ".attn.in_proj_" in mine:
@@ -87,10 +98,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reference", required=True, help="checkout of liuqidong07/LLM-ESR")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--backbone", choices=["sasrec", "gru4rec", "bert4rec"], default="sasrec")
     ap.add_argument("--seed", type=int, default=7)
     a = ap.parse_args()
     sys.path.insert(0, os.path.abspath(a.reference))
-    from models.LLMESR import LLMESR_SASRec
+    from models.LLMESR import LLMESR_Bert4Rec, LLMESR_GRU4Rec, LLMESR_SASRec
+
+    cls = {"sasrec": LLMESR_SASRec, "gru4rec": LLMESR_GRU4Rec, "bert4rec": LLMESR_Bert4Rec}[a.backbone]
 
     rng = np.random.default_rng(a.seed)
     torch.manual_seed(a.seed)
@@ -100,7 +114,7 @@ def main():
     batch_users = [0, 3, 7, 11]
 
     args = SimpleNamespace(
-        hidden_size=HIDDEN, max_len=MAX_LEN, dropout_rate=0.0, trm_num=2, num_heads=1,
+        hidden_size=HIDDEN, max_len=MAX_LEN, dropout_rate=0.0, trm_num=2, num_heads=1, num_layers=1,
         dataset="fixture", use_cross_att=True, freeze=True, alpha=0.1, user_sim_func="kd",
         item_reg=False,
     )
@@ -114,7 +128,7 @@ def main():
         cwd = os.getcwd()
         os.chdir(work)
         try:
-            model = LLMESR_SASRec(N_USERS, N_ITEMS, "cpu", args)
+            model = cls(N_USERS, N_ITEMS, "cpu", args)
         finally:
             os.chdir(cwd)
     # Move every bias and LayerNorm off its initial value so that they matter.
@@ -130,13 +144,40 @@ def main():
         p = [0] * (MAX_LEN - len(kept)) + list(range(1, len(kept) + 1))
         return s, p
 
+    def negative(train):
+        return int(rng.choice([i for i in range(1, N_ITEMS + 1) if i not in train]))
+
+    mask_token = N_ITEMS + 1
     seq, pos, neg, positions, sim_seq, sim_positions = [], [], [], [], [], []
     for u in batch_users:
         train = sequences[u][:-2]
-        s, p = window(train[:-1])
-        targets = train[1:][-MAX_LEN:]
-        t = [0] * (MAX_LEN - len(targets)) + targets
-        n = [0 if x == 0 else int(rng.choice([i for i in range(1, N_ITEMS + 1) if i not in train])) for x in t]
+        if a.backbone == "bert4rec":
+            # A cloze sample as the reference's train set draws one: masked positions become the
+            # mask token (or a random item, or stay) and carry their item as the target.
+            tokens, labels = [], []
+            for k, x in enumerate(train):
+                r = rng.random()
+                if r < 0.6 or k == len(train) - 1:
+                    kind = rng.random()
+                    tokens.append(mask_token if kind < 0.8 else int(rng.integers(1, N_ITEMS + 1)) if kind < 0.9 else x)
+                    labels.append(x)
+                else:
+                    tokens.append(x)
+                    labels.append(0)
+            tokens, labels = tokens[-MAX_LEN:], labels[-MAX_LEN:]
+            pad = MAX_LEN - len(tokens)
+            s = [0] * pad + tokens
+            p = [0] * pad + list(range(1, len(tokens) + 1))
+            t = [0] * pad + labels
+            n = [0 if x == 0 else negative(train) for x in t]
+        else:
+            s, p = window(train[:-1])
+            if a.backbone == "gru4rec":
+                t, n = train[-1], [negative(train)]
+            else:
+                targets = train[1:][-MAX_LEN:]
+                t = [0] * (MAX_LEN - len(targets)) + targets
+                n = [0 if x == 0 else negative(train) for x in t]
         seq.append(s), positions.append(p), pos.append(t), neg.append(n)
         ss, sp = zip(*(window(sequences[v][:-2][:-1]) for v in similar[u]))
         sim_seq.append(list(ss)), sim_positions.append(list(sp))
@@ -145,20 +186,22 @@ def main():
     model.train()
     loss = model(T(seq), T(pos), T(neg), T(positions), sim_seq=T(sim_seq), sim_positions=T(sim_positions))
     loss.backward()
+    flat = lambda rows: [int(x) for r in rows for x in (r if isinstance(r, list) else [r])]
 
     weights, grads = {}, {}
     for name, p in model.named_parameters():
-        for mine, arr in to_ours(name, p):
+        for mine, arr in to_ours(name, p, a.backbone):
             weights[mine] = arr
         if p.grad is not None:
-            for mine, arr in to_ours(name, p.grad):
+            for mine, arr in to_ours(name, p.grad, a.backbone):
                 grads[mine] = arr
     fixture = {
-        "source": "scripts/reference-step.py against liuqidong07/LLM-ESR (LLMESR_SASRec, dropout 0)",
+        "source": f"scripts/reference-step.py against liuqidong07/LLM-ESR ({cls.__name__}, dropout 0)",
+        "backbone": a.backbone,
         "n_items": N_ITEMS, "hidden": HIDDEN, "max_len": MAX_LEN, "llm_dim": LLM_DIM,
         "alpha": 0.1, "n_similar": N_SIMILAR,
         "sequences": sequences, "similar": similar, "batch_users": batch_users,
-        "positives": pos, "negatives": neg,
+        "inputs": seq, "positives": flat(pos), "negatives": flat(neg),
         "loss": float(loss.detach()),
         "weights": {k: {"shape": list(v.shape), "data": [round(float(x), 9) for x in v.ravel()]} for k, v in sorted(weights.items())},
         "grads": {k: {"shape": list(v.shape), "data": [float(x) for x in v.ravel()]} for k, v in sorted(grads.items())},

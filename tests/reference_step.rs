@@ -1,8 +1,8 @@
-//! One LLM-ESR SASRec training step against the reference's own PyTorch code: the same random
+//! One LLM-ESR training step per backbone against the reference's own PyTorch code: the same random
 //! weights, batch, negatives and similar users give the same loss and the same gradient for every
-//! parameter. The fixture (`tests/fixtures/reference-step.json`, a 30-item random model, nothing
-//! from MovieLens) is written by `scripts/reference-step.py` from a checkout of the reference; CI
-//! only reads it. Dropout is 0 in both so the step is deterministic.
+//! parameter. The fixtures (`tests/fixtures/reference-step-<backbone>.json`, a 30-item random model,
+//! nothing from MovieLens) are written by `scripts/reference-step.py` from a checkout of the
+//! reference; CI only reads them. Dropout is 0 in both so the step is deterministic.
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
@@ -25,6 +25,7 @@ struct Array {
 
 #[derive(Deserialize)]
 struct Fixture {
+    backbone: Backbone,
     n_items: usize,
     hidden: usize,
     max_len: usize,
@@ -34,24 +35,27 @@ struct Fixture {
     sequences: Vec<Vec<u32>>,
     similar: Vec<Vec<u32>>,
     batch_users: Vec<usize>,
-    positives: Vec<Vec<u32>>,
-    negatives: Vec<Vec<u32>>,
+    inputs: Vec<Vec<u32>>,
+    positives: Vec<u32>,
+    negatives: Vec<u32>,
     loss: f32,
     weights: HashMap<String, Array>,
     grads: HashMap<String, Array>,
 }
 
-fn fixture() -> Fixture {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/reference-step.json"
+const BACKBONES: [&str; 3] = ["sasrec", "gru4rec", "bert4rec"];
+
+fn fixture(backbone: &str) -> Fixture {
+    let path = format!(
+        "{}/tests/fixtures/reference-step-{backbone}.json",
+        env!("CARGO_MANIFEST_DIR")
     );
     serde_json::from_str(&std::fs::read_to_string(path).expect("fixture present"))
         .expect("fixture parses")
 }
 
 fn config(f: &Fixture) -> ModelConfig {
-    let mut cfg = ModelConfig::reference(Backbone::Sasrec, f.n_items);
+    let mut cfg = ModelConfig::reference(f.backbone, f.n_items);
     cfg.mode = Mode::Faithful;
     cfg.hidden = f.hidden;
     cfg.max_len = f.max_len;
@@ -92,19 +96,21 @@ fn dataset(f: &Fixture) -> Dataset {
 
 /// Loss and gradients of our step on the fixture's batch, with `weights` edited first.
 fn our_step(f: &Fixture, edit: impl Fn(&mut Fixture)) -> (f32, HashMap<String, Vec<f32>>) {
-    let mut f2 = fixture();
+    let mut f2 = fixture(f.backbone.label());
     edit(&mut f2);
     let cfg = config(f);
     let (vars, m) = model(&f2, &cfg);
     let data = dataset(f);
+    if f.backbone != Backbone::Bert4rec {
+        // The reference's input is ours: the training part without its last item, newest kept.
+        for (&u, input) in f.batch_users.iter().zip(&f.inputs) {
+            assert_eq!(&pad_left(user_input(&data, u), f.max_len), input);
+        }
+    }
     let host = TrainBatch {
-        inputs: f
-            .batch_users
-            .iter()
-            .map(|&u| pad_left(user_input(&data, u), f.max_len))
-            .collect(),
-        positives: f.positives.concat(),
-        negatives: f.negatives.concat(),
+        inputs: f.inputs.clone(),
+        positives: f.positives.clone(),
+        negatives: f.negatives.clone(),
     };
     let distiller = Distiller::new(&data, &f.similar, f.n_similar, Teacher::Fresh).unwrap();
     let distill = Distill {
@@ -134,11 +140,17 @@ fn our_step(f: &Fixture, edit: impl Fn(&mut Fixture)) -> (f32, HashMap<String, V
 
 #[test]
 fn a_training_step_matches_the_reference_loss_and_every_gradient() {
-    let f = fixture();
-    let (loss, grads) = our_step(&f, |_| {});
+    for backbone in BACKBONES {
+        matches_the_reference(&fixture(backbone));
+    }
+}
+
+fn matches_the_reference(f: &Fixture) {
+    let (loss, grads) = our_step(f, |_| {});
+    let b = f.backbone;
     assert!(
         (loss - f.loss).abs() < 1e-5 * f.loss.abs().max(1.0),
-        "loss {loss}, reference {}",
+        "{b:?}: loss {loss}, reference {}",
         f.loss
     );
     let mut worst = 0f32;
@@ -146,7 +158,7 @@ fn a_training_step_matches_the_reference_loss_and_every_gradient() {
         // The frozen language-model table has no gradient in either.
         let got = grads
             .get(name)
-            .unwrap_or_else(|| panic!("no gradient for {name}"));
+            .unwrap_or_else(|| panic!("{b:?}: no gradient for {name}"));
         let scale = want.data.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-3);
         let diff = got
             .iter()
@@ -155,11 +167,11 @@ fn a_training_step_matches_the_reference_loss_and_every_gradient() {
         worst = worst.max(diff / scale);
         assert!(
             diff < 1e-4 * scale,
-            "{name}: gradient differs by {diff} (largest reference entry {scale})"
+            "{b:?} {name}: gradient differs by {diff} (largest reference entry {scale})"
         );
     }
     eprintln!(
-        "loss {loss} (reference {}); {} gradients, worst difference {worst:.1e} of the largest entry",
+        "{b:?}: loss {loss} (reference {}); {} gradients, worst difference {worst:.1e} of the largest entry",
         f.loss,
         f.grads.len()
     );
@@ -167,17 +179,22 @@ fn a_training_step_matches_the_reference_loss_and_every_gradient() {
     trained.retain(|k| !f.grads.contains_key(*k));
     assert!(
         trained.is_empty(),
-        "gradients the reference does not have: {trained:?}"
+        "{b:?}: gradients the reference does not have: {trained:?}"
     );
 }
 
 #[test]
 fn the_fixture_comparison_notices_a_changed_weight() {
     // The check must be able to fail: one cross-attention value weight nudged changes the loss.
-    let f = fixture();
-    let (loss, _) = our_step(&f, |g| {
-        let w = g.weights.get_mut("id2llm.v.weight").unwrap();
-        w.data[0] += 0.05;
-    });
-    assert!((loss - f.loss).abs() > 1e-5, "loss {loss} did not move");
+    for backbone in BACKBONES {
+        let f = fixture(backbone);
+        let (loss, _) = our_step(&f, |g| {
+            let w = g.weights.get_mut("id2llm.v.weight").unwrap();
+            w.data[0] += 0.05;
+        });
+        assert!(
+            (loss - f.loss).abs() > 1e-5,
+            "{backbone}: loss {loss} did not move"
+        );
+    }
 }
