@@ -1105,14 +1105,16 @@ fn cmd_figure(data_dir: &Path, runs: &[PathBuf], n: usize, out: &Path) -> Result
             256,
         )?;
         let pop = &record.groups.item_popularity;
+        // The seed tells apart runs of one configuration drawn side by side.
         let label = format!(
-            "{} {}{}",
+            "{} {}{}, seed {}",
             record.model.backbone.label(),
             record.model.variant(),
             record
                 .ablation()
                 .map(|a| format!(" ({a})"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            record.train.seed
         );
         series.push(Series {
             label,
