@@ -105,7 +105,6 @@ def state_dict(model, weights, run):
     unused = {k for k in ref if k.startswith("projector")}
     if semantic:
         unused.add("item_emb.weight")
-    if semantic:
         sd["id_item_emb.weight"] = rows(weights["item_emb.weight"], ref["id_item_emb.weight"].shape[0])
         sd["llm_item_emb.weight"] = rows(weights["llm_emb.weight"], ref["llm_item_emb.weight"].shape[0])
         for i in (0, 1):

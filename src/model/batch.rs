@@ -67,6 +67,17 @@ pub fn trim_common_padding(padded: &mut [Vec<u32>]) {
     }
 }
 
+/// One row's positions: 0 on its `pad` leading padding slots, then `1 + shift` upward.
+fn row_positions(pad: usize, shift: usize, len: usize) -> impl Iterator<Item = u32> {
+    (0..len).map(move |j| {
+        if j < pad {
+            0
+        } else {
+            (j - pad + 1 + shift) as u32
+        }
+    })
+}
+
 impl SeqBatch {
     /// Builds a batch from sequences already left-padded to one length.
     pub fn new(padded: &[Vec<u32>], visibility: Visibility, device: &Device) -> Result<Self> {
@@ -83,7 +94,7 @@ impl SeqBatch {
             let pad = s.iter().take_while(|&&i| i == 0).count();
             pads.push(pad);
             ids.extend_from_slice(s);
-            positions.extend((0..l).map(|j| if j < pad { 0 } else { (j - pad + 1) as u32 }));
+            positions.extend(row_positions(pad, 0, l));
             keep.extend((0..l).map(|j| if j < pad { 0f32 } else { 1.0 }));
         }
         let key_mask = KeyMask {
@@ -121,15 +132,7 @@ impl SeqBatch {
             .pads
             .iter()
             .zip(shifts)
-            .flat_map(|(&pad, &shift)| {
-                (0..l).map(move |j| {
-                    if j < pad {
-                        0
-                    } else {
-                        (j - pad + 1 + shift) as u32
-                    }
-                })
-            })
+            .flat_map(|(&pad, &shift)| row_positions(pad, shift, l))
             .collect();
         self.positions = Tensor::from_vec(positions, (self.batch, l), self.positions.device())?;
         Ok(())

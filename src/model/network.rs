@@ -422,24 +422,21 @@ mod tests {
             let cfg = config(Backbone::Bert4rec, llmesr, Mode::Faithful);
             assert_eq!(cfg.pos_rows(), 10);
             let (vars, m) = model(&cfg, 7);
+            // Adds 1 to one row of the position table.
+            let bump = |row: usize| {
+                let pos = vars.data().lock().unwrap()["pos_emb.weight"].clone();
+                let row_plus_one = (pos.narrow(0, row, 1).unwrap() + 1.0).unwrap();
+                let bumped = pos.slice_assign(&[row..row + 1, 0..16], &row_plus_one);
+                pos.set(&bumped.unwrap()).unwrap();
+            };
             let before = m.score_histories(&[&long, &short]).unwrap();
             // Only a full window reaches position max_len + 1 (its mask token's).
-            let pos = vars.data().lock().unwrap()["pos_emb.weight"].clone();
-            let bumped = pos.slice_assign(
-                &[9..10, 0..16],
-                &(pos.narrow(0, 9, 1).unwrap() + 1.0).unwrap(),
-            );
-            pos.set(&bumped.unwrap()).unwrap();
+            bump(9);
             let after = m.score_histories(&[&long, &short]).unwrap();
             assert!(max_diff(&before[0], &after[0]) > 1e-3, "llmesr {llmesr}");
             assert!(max_diff(&before[1], &after[1]) < 1e-6, "llmesr {llmesr}");
             // Its positions are 2..=9, so the oldest kept item's row 1 is never read.
-            let pos = vars.data().lock().unwrap()["pos_emb.weight"].clone();
-            let bumped = pos.slice_assign(
-                &[1..2, 0..16],
-                &(pos.narrow(0, 1, 1).unwrap() + 1.0).unwrap(),
-            );
-            pos.set(&bumped.unwrap()).unwrap();
+            bump(1);
             let again = m.score_histories(&[&long, &short]).unwrap();
             assert!(max_diff(&after[0], &again[0]) < 1e-6, "llmesr {llmesr}");
             assert!(max_diff(&after[1], &again[1]) > 1e-3, "llmesr {llmesr}");
