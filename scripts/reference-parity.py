@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file
 
+from reference_names import counterpart, from_ours
+
 
 def reference_model(ref_dir, run, weights, workdir):
     """The reference's model class for the run's backbone and variant, built as its main.py would."""
@@ -87,68 +89,16 @@ def reference_model(ref_dir, run, weights, workdir):
     return model
 
 
-def rows(table, n):
-    """Our table padded (or cut) to the reference's row count: it keeps a mask-token row."""
-    out = np.zeros((n, table.shape[1]), dtype=np.float32)
-    k = min(n, table.shape[0])
-    out[:k] = table[:k]
-    return out
-
-
 def state_dict(model, weights, run):
-    """Our weights under the reference's parameter names."""
-    semantic = run["model"].get("semantic")
-    ref = model.state_dict()
+    """Our weights under the reference's parameter names (stops if one it reads has no value)."""
+    backbone, semantic = run["model"]["backbone"], bool(run["model"].get("semantic"))
     sd = {}
-    # The reference builds, and never reads, the distillation projectors and (in the dual-view
-    # models, which inherit it from the backbone's class) the single-view item table.
-    unused = {k for k in ref if k.startswith("projector")}
-    if semantic:
-        unused.add("item_emb.weight")
-        sd["id_item_emb.weight"] = rows(weights["item_emb.weight"], ref["id_item_emb.weight"].shape[0])
-        sd["llm_item_emb.weight"] = rows(weights["llm_emb.weight"], ref["llm_item_emb.weight"].shape[0])
-        for i in (0, 1):
-            for p in ("weight", "bias"):
-                sd[f"adapter.{i}.{p}"] = weights[f"adapter.{i}.{p}"]
-        for view in ("llm2id", "id2llm"):
-            if f"{view}.linear_q.weight" in ref:
-                for ours, theirs in (("q", "linear_q"), ("k", "linear_k"), ("v", "linear_v")):
-                    sd[f"{view}.{theirs}.weight"] = weights[f"{view}.{ours}.weight"]
-                sd[f"{view}.linear_output.weight"] = weights[f"{view}.out.weight"]
-                sd[f"{view}.linear_output.bias"] = weights[f"{view}.out.bias"]
-    else:
-        sd["item_emb.weight"] = rows(weights["item_emb.weight"], ref["item_emb.weight"].shape[0])
-    if run["model"]["backbone"] == "gru4rec":
-        unused.add("pos_emb.weight")  # built by the dual-view GRU4Rec, never read
-    elif "pos_emb.weight" in ref:
-        sd["pos_emb.weight"] = rows(weights["pos_emb.weight"], ref["pos_emb.weight"].shape[0])
-    if run["model"]["backbone"] == "gru4rec":
-        sd["backbone.gru.weight_ih_l0"] = weights["gru.weight_ih"]
-        sd["backbone.gru.weight_hh_l0"] = weights["gru.weight_hh"]
-    else:
-        for i in range(run["model"]["n_layers"]):
-            b = f"blocks.{i}"
-            for ours, theirs in (("ln_attn", "attention_layernorms"), ("ln_ffn", "forward_layernorms")):
-                for p in ("weight", "bias"):
-                    sd[f"backbone.{theirs}.{i}.{p}"] = weights[f"{b}.{ours}.{p}"]
-            attn = f"backbone.attention_layers.{i}"
-            sd[f"{attn}.in_proj_weight"] = np.concatenate(
-                [weights[f"{b}.attn.{x}.weight"] for x in "qkv"], axis=0
-            )
-            sd[f"{attn}.in_proj_bias"] = np.concatenate([weights[f"{b}.attn.{x}.bias"] for x in "qkv"])
-            sd[f"{attn}.out_proj.weight"] = weights[f"{b}.attn.out.weight"]
-            sd[f"{attn}.out_proj.bias"] = weights[f"{b}.attn.out.bias"]
-            for ours, theirs in (("ff1", "conv1"), ("ff2", "conv2")):
-                sd[f"backbone.forward_layers.{i}.{theirs}.weight"] = weights[f"{b}.{ours}.weight"][:, :, None]
-                sd[f"backbone.forward_layers.{i}.{theirs}.bias"] = weights[f"{b}.{ours}.bias"]
-        for p in ("weight", "bias"):
-            sd[f"backbone.last_layernorm.{p}"] = weights[f"ln_last.{p}"]
-    missing = set(ref) - set(sd) - unused
-    if missing:
-        raise SystemExit(f"reference parameters with no counterpart in the run: {sorted(missing)}")
-    for k, v in sd.items():
-        if tuple(ref[k].shape) != v.shape:
-            raise SystemExit(f"{k}: reference shape {tuple(ref[k].shape)}, ours {v.shape}")
+    for k, v in model.state_dict().items():
+        if not counterpart(k, backbone, semantic):
+            continue
+        sd[k] = from_ours(k, weights, backbone, semantic, tuple(v.shape))
+        if tuple(v.shape) != sd[k].shape:
+            raise SystemExit(f"{k}: reference shape {tuple(v.shape)}, ours {sd[k].shape}")
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()}
 
 

@@ -29,69 +29,9 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
+from reference_names import to_ours
+
 N_ITEMS, HIDDEN, MAX_LEN, LLM_DIM, N_USERS, BATCH, N_SIMILAR = 30, 16, 8, 12, 15, 4, 10
-
-
-def ours(name, backbone):
-    """The reference's parameter name → ours (None: the reference builds it and never reads it)."""
-    if name.startswith("projector") or name == "item_emb.weight":
-        return None
-    if backbone == "gru4rec":
-        if name == "pos_emb.weight":
-            return None
-        if name.startswith("backbone.gru.weight_"):
-            return "gru." + name.rsplit(".", 1)[1].removesuffix("_l0")
-    simple = {
-        "id_item_emb.weight": "item_emb.weight",
-        "llm_item_emb.weight": "llm_emb.weight",
-        "pos_emb.weight": "pos_emb.weight",
-        "backbone.last_layernorm.weight": "ln_last.weight",
-        "backbone.last_layernorm.bias": "ln_last.bias",
-    }
-    if name in simple:
-        return simple[name]
-    if name.startswith("adapter."):
-        return name
-    for view in ("llm2id", "id2llm"):
-        for theirs, mine in (("linear_q", "q"), ("linear_k", "k"), ("linear_v", "v"), ("linear_output", "out")):
-            if name.startswith(f"{view}.{theirs}."):
-                return f"{view}.{mine}.{name.rsplit('.', 1)[1]}"
-    parts = name.split(".")
-    i = parts[2]
-    kinds = {
-        "attention_layernorms": "ln_attn",
-        "forward_layernorms": "ln_ffn",
-    }
-    if parts[1] in kinds:
-        return f"blocks.{i}.{kinds[parts[1]]}.{parts[3]}"
-    if parts[1] == "forward_layers":
-        return f"blocks.{i}.{ {'conv1': 'ff1', 'conv2': 'ff2'}[parts[3]] }.{parts[4]}"
-    if parts[1] == "attention_layers":
-        return f"blocks.{i}.attn.{'.'.join(parts[3:])}"  # in_proj is split below
-    raise SystemExit(f"no counterpart for reference parameter {name}")
-
-
-def to_ours(name, tensor, backbone):
-    """(our name, array) pairs for one reference parameter, in our shapes and row counts."""
-    mine = ours(name, backbone)
-    if mine is None:
-        return []
-    a = tensor.detach().numpy().astype(np.float32)
-    bert = backbone == "bert4rec"
-    if mine in ("item_emb.weight", "llm_emb.weight"):
-        # The reference's extra last row is BERT4Rec's mask token, which only BERT4Rec keeps.
-        return [(mine, a[: N_ITEMS + 1 + bert])]
-    if mine == "pos_emb.weight":
-        # It keeps max_len + 100 rows; training positions reach max_len (BERT4Rec's predict one more).
-        return [(mine, a[: MAX_LEN + 1 + bert])]
-    if mine.endswith(".ff1.weight") or mine.endswith(".ff2.weight"):
-        return [(mine, a[:, :, 0])]
-    if ".attn.in_proj_" in mine:
-        prefix, kind = mine.rsplit(".in_proj_", 1)
-        return [(f"{prefix}.{x}.{kind}", part) for x, part in zip("qkv", np.split(a, 3, axis=0))]
-    if ".attn.out_proj." in mine:
-        return [(mine.replace("out_proj", "out"), a)]
-    return [(mine, a)]
 
 
 def main():
@@ -189,11 +129,17 @@ def main():
     flat = lambda rows: [int(x) for r in rows for x in (r if isinstance(r, list) else [r])]
 
     weights, grads = {}, {}
+    bert = a.backbone == "bert4rec"
+    # Our row counts: only BERT4Rec keeps the mask-token row, and training positions reach max_len
+    # (BERT4Rec's predict one more).
+    table_rows = {"item_emb.weight": N_ITEMS + 1 + bert, "llm_emb.weight": N_ITEMS + 1 + bert,
+                  "pos_emb.weight": MAX_LEN + 1 + bert}
+    arrays = lambda t: t.detach().numpy().astype(np.float32)
     for name, p in model.named_parameters():
-        for mine, arr in to_ours(name, p, a.backbone):
+        for mine, arr in to_ours(name, arrays(p), a.backbone, True, table_rows):
             weights[mine] = arr
         if p.grad is not None:
-            for mine, arr in to_ours(name, p.grad, a.backbone):
+            for mine, arr in to_ours(name, arrays(p.grad), a.backbone, True, table_rows):
                 grads[mine] = arr
     fixture = {
         "source": f"scripts/reference-step.py against liuqidong07/LLM-ESR ({cls.__name__}, dropout 0)",
