@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file
 
-from reference_names import counterpart, from_ours
+from reference_names import from_ours
 
 
 def reference_model(ref_dir, run, weights, workdir):
@@ -94,11 +94,12 @@ def state_dict(model, weights, run):
     backbone, semantic = run["model"]["backbone"], bool(run["model"].get("semantic"))
     sd = {}
     for k, v in model.state_dict().items():
-        if not counterpart(k, backbone, semantic):
+        ours = from_ours(k, weights, backbone, semantic, tuple(v.shape))
+        if ours is None:
             continue
-        sd[k] = from_ours(k, weights, backbone, semantic, tuple(v.shape))
-        if tuple(v.shape) != sd[k].shape:
-            raise SystemExit(f"{k}: reference shape {tuple(v.shape)}, ours {sd[k].shape}")
+        if tuple(v.shape) != ours.shape:
+            raise SystemExit(f"{k}: reference shape {tuple(v.shape)}, ours {ours.shape}")
+        sd[k] = ours
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sd.items()}
 
 

@@ -31,7 +31,7 @@ import torch
 
 from reference_names import to_ours
 
-N_ITEMS, HIDDEN, MAX_LEN, LLM_DIM, N_USERS, BATCH, N_SIMILAR = 30, 16, 8, 12, 15, 4, 10
+N_ITEMS, HIDDEN, MAX_LEN, LLM_DIM, N_USERS, N_SIMILAR = 30, 16, 8, 12, 15, 10
 
 
 def main():

@@ -86,12 +86,15 @@ def to_ours(name, array, backbone, semantic, table_rows):
 
 
 def from_ours(name, weights, backbone, semantic, shape):
-    """One reference parameter of `shape` filled from our `weights` (name → array).
+    """One reference parameter of `shape` filled from our `weights` (name → array), or None for
+    one the reference builds and never reads.
 
     Tables are padded with zeros (or cut) to the reference's row count; those rows are never read
     by a model that matches ours. Stops if a parameter the reference reads has no value in `weights`.
     """
     names = counterpart(name, backbone, semantic)
+    if not names:
+        return None
     absent = [n for n in names if n not in weights]
     if absent:
         raise SystemExit(f"reference parameter {name} needs {absent}, which the run does not have")
