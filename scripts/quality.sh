@@ -6,7 +6,8 @@
 # when its run folder has run.json or its tag is listed in reports/quality-jobs-done.txt; a killed
 # job continues from its resume file when the script is run again, so the table can be filled over
 # several sittings. Rows go to one file per job under artifacts/quality/rows/ and are merged into
-# reports/quality.json by `scripts/quality.sh merge`, which also lists the job in
+# reports/quality.json (the `nobucket` jobs' into reports/quality-nobucket.json) by
+# `scripts/quality.sh merge`, which also lists the job in
 # reports/quality-jobs-done.txt: that list is committed with the rows, so a fresh checkout (where
 # the git-ignored artifacts/ is empty) does not train finished cells again.
 #   JOBS=list.txt overrides the job list (one job per line: dataset backbone variant seed [flags]).
@@ -15,12 +16,18 @@ cd "$(dirname "$0")/.."
 out=artifacts/quality
 report=${REPORT:-reports/quality.json}
 done_list=${DONE_LIST:-reports/quality-jobs-done.txt}
+extra_report=${EXTRA_REPORT:-reports/quality-nobucket.json}
 mkdir -p "$out/rows" reports
 
-merge() {
-  python3 - "$report" "$out"/rows/*.json <<'PY'
+merge_rows() { # report rows-files...
+  python3 - "$@" <<'PY'
 import json, sys
-report, parts = sys.argv[1], sys.argv[2:]
+import os
+report = sys.argv[1]
+# An unmatched glob arrives as its pattern.
+parts = [p for p in sys.argv[2:] if os.path.exists(p)]
+if not parts and not os.path.exists(report):
+    sys.exit(0)
 try:
     rows = json.load(open(report))
 except FileNotFoundError:
@@ -38,13 +45,19 @@ for p in parts:
             rows.append(r)
 tmp = report + ".tmp"
 json.dump(rows, open(tmp, "w"), indent=2)
-import os; os.replace(tmp, report)
+os.replace(tmp, report)
 print(f"{report}: {len(rows)} rows")
 PY
+}
+
+merge() {
+  merge_rows "$report" "$out"/rows/*.json
+  # Rows of the `nobucket` jobs: kept and committed beside the table, not in it.
+  merge_rows "$extra_report" "$out"/extra/*.json
   # Job tags of the merged rows files; the floors are not jobs.
   touch "$done_list"
   { cat "$done_list"
-    for f in "$out"/rows/*.json; do
+    for f in "$out"/rows/*.json "$out"/extra/*.json; do
       [ -e "$f" ] || continue
       t=$(basename "$f" .json)
       case $t in mostpop-*|textknn-*) ;; *) echo "$t" ;; esac
@@ -81,7 +94,7 @@ default_jobs() {
   echo "ml-1m sasrec llmesr 42 --cross-residual --distill-weight 0"
   echo "ml-1m sasrec base 42"
   echo "ml-100k sasrec llmesr 42 --teacher fresh"
-  echo "ml-100k sasrec base 42 nobucket"
+  for s in 42 43 44; do echo "ml-100k sasrec base $s nobucket"; done
   for s in 43 44; do
     for b in sasrec gru4rec bert4rec; do
       echo "ml-100k $b base $s"
