@@ -21,8 +21,7 @@ mkdir -p "$out/rows" reports
 
 merge_rows() { # report rows-files...
   python3 - "$@" <<'PY'
-import json, sys
-import os
+import json, os, sys
 report = sys.argv[1]
 # An unmatched glob arrives as its pattern.
 parts = [p for p in sys.argv[2:] if os.path.exists(p)]
