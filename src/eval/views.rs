@@ -5,6 +5,7 @@
 use super::evaluate::rank_of;
 use crate::data::split::{eval_case, Stage};
 use crate::data::Dataset;
+use crate::model::{ModelConfig, Views};
 use crate::recommend::Recommender;
 use crate::{Error, Result};
 use serde::Serialize;
@@ -30,11 +31,20 @@ pub struct ViewRow {
     pub score_spread: f64,
 }
 
-fn name(views: &[usize], n_views: usize) -> &'static str {
-    match (views, n_views) {
-        (v, n) if v.len() == n && n > 1 => "both",
-        ([0], _) => "collaborative",
-        _ => "semantic",
+/// What each of the model's tables is, in the engine's order (the semantic view last): a
+/// semantic-only ablation has one table, and it is not the ID table.
+fn table_names(cfg: &ModelConfig) -> Vec<&'static str> {
+    match cfg.semantic.as_ref().map(|s| s.views) {
+        None | Some(Views::Collaborative) => vec!["collaborative"],
+        Some(Views::Semantic) => vec!["semantic"],
+        Some(Views::Both) => vec!["collaborative", "semantic"],
+    }
+}
+
+fn name(set: &[usize], tables: &[&'static str]) -> &'static str {
+    match set {
+        [v] => tables[*v],
+        _ => "both",
     }
 }
 
@@ -88,6 +98,13 @@ pub fn view_report(rec: &Recommender, data: &Dataset, stage: Stage) -> Result<Ve
     }
     let engine = rec.engine();
     let n_views = engine.n_views();
+    let tables = table_names(&rec.manifest().model);
+    if tables.len() != n_views {
+        return Err(Error::Bundle(format!(
+            "the bundle's model config names {} item views but it holds {n_views} tables",
+            tables.len()
+        )));
+    }
     let mut sets: Vec<Vec<usize>> = Vec::new();
     if n_views > 1 {
         sets.push((0..n_views).collect());
@@ -177,7 +194,7 @@ pub fn view_report(rec: &Recommender, data: &Dataset, stage: Stage) -> Result<Ve
         .iter()
         .zip(accs)
         .map(|(set, a)| ViewRow {
-            views: name(set, n_views).to_string(),
+            views: name(set, &tables).to_string(),
             ndcg10: a.ndcg / users as f64,
             tail_item_ndcg10: a.tail_ndcg / tail_users.max(1) as f64,
             tail_share: a.tail_shown as f64 / a.shown.max(1) as f64,
@@ -198,6 +215,24 @@ mod tests {
         assert!((spearman(&a, &[0.1, 0.2, 0.5, 0.9]) - 1.0).abs() < 1e-12);
         assert!((spearman(&a, &[4.0, 3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
         assert_eq!(spearman(&a, &[1.0; 4]), 0.0);
+    }
+
+    #[test]
+    fn each_single_table_is_named_by_the_view_it_holds() {
+        let mut cfg = ModelConfig::sasrec(10);
+        assert_eq!(table_names(&cfg), ["collaborative"]);
+        let mut sem = crate::model::SemanticConfig::reference(8);
+        cfg.semantic = Some(sem.clone());
+        let both = table_names(&cfg);
+        assert_eq!(both, ["collaborative", "semantic"]);
+        assert_eq!(name(&[0, 1], &both), "both");
+        assert_eq!(name(&[1], &both), "semantic");
+        sem.views = Views::Semantic;
+        cfg.semantic = Some(sem.clone());
+        assert_eq!(name(&[0], &table_names(&cfg)), "semantic");
+        sem.views = Views::Collaborative;
+        cfg.semantic = Some(sem);
+        assert_eq!(name(&[0], &table_names(&cfg)), "collaborative");
     }
 
     #[test]
