@@ -5,7 +5,7 @@
 use super::evaluate::rank_of;
 use crate::data::split::{eval_case, Stage};
 use crate::data::Dataset;
-use crate::model::{ModelConfig, Views};
+use crate::model::ModelConfig;
 use crate::recommend::Recommender;
 use crate::{Error, Result};
 use serde::Serialize;
@@ -31,14 +31,19 @@ pub struct ViewRow {
     pub score_spread: f64,
 }
 
-/// What each of the model's tables is, in the engine's order (the semantic view last): a
-/// semantic-only ablation has one table, and it is not the ID table.
+/// What each of the model's tables is, in the engine's order (the semantic view last), by the
+/// predicates the engine builds its tables with: a semantic-only ablation has one table, and it
+/// is not the ID table.
 fn table_names(cfg: &ModelConfig) -> Vec<&'static str> {
-    match cfg.semantic.as_ref().map(|s| s.views) {
-        None | Some(Views::Collaborative) => vec!["collaborative"],
-        Some(Views::Semantic) => vec!["semantic"],
-        Some(Views::Both) => vec!["collaborative", "semantic"],
+    let sem = cfg.semantic.as_ref();
+    let mut names = Vec::with_capacity(2);
+    if sem.is_none_or(|s| s.has_id_view()) {
+        names.push("collaborative");
     }
+    if sem.is_some_and(|s| s.has_semantic_view()) {
+        names.push("semantic");
+    }
+    names
 }
 
 fn name(set: &[usize], tables: &[&'static str]) -> &'static str {
@@ -219,6 +224,7 @@ mod tests {
 
     #[test]
     fn each_single_table_is_named_by_the_view_it_holds() {
+        use crate::model::Views;
         let mut cfg = ModelConfig::sasrec(10);
         assert_eq!(table_names(&cfg), ["collaborative"]);
         let mut sem = crate::model::SemanticConfig::reference(8);
