@@ -365,7 +365,8 @@ struct TrainArgs {
     #[arg(long, default_value_t = 10)]
     distill_users: usize,
     /// LLM-ESR: fresh = encode the similar users every step (reference); cached = reuse their
-    /// representations from their own last batch (much faster, at most one epoch old).
+    /// representations from their own last batch (much faster, at most one epoch old; BERT4Rec,
+    /// whose inputs are masked, encodes each batch user's sequence once more for it).
     #[arg(long, value_enum, default_value = "fresh")]
     teacher: TeacherArg,
     /// LLM-ESR: which item views feed the encoder (ablations drop one).

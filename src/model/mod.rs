@@ -19,7 +19,7 @@ pub mod linear;
 pub mod masked_softmax;
 pub mod network;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 pub mod transformer;
 
 pub use batch::{SeqBatch, Visibility};

@@ -57,9 +57,10 @@ pub enum Teacher {
     #[default]
     Fresh,
     /// Reuse each similar user's representation from the last time that user was in a batch (at
-    /// most one epoch old). The training input of a user is exactly the sequence the teacher
-    /// encodes, so this skips the 10 extra sequences per user; not available for BERT4Rec, whose
-    /// training inputs are masked.
+    /// most one epoch old). For SASRec and GRU4Rec the training input of a user is exactly the
+    /// sequence the teacher encodes, so this skips the 10 extra sequences per user; BERT4Rec's
+    /// training inputs are masked, so it encodes each batch user's sequence once more (one extra
+    /// sequence per user where the fresh teacher encodes ten).
     Cached,
 }
 

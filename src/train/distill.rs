@@ -5,7 +5,7 @@
 use super::config::Teacher;
 use super::sampler::user_input;
 use crate::data::Dataset;
-use crate::model::{Mode, SeqBatch, SeqRec, Visibility};
+use crate::model::{Backbone, Mode, SeqBatch, SeqRec, Visibility};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use rand::rngs::SmallRng;
@@ -83,28 +83,7 @@ impl Distiller {
                 if order.is_empty() {
                     return Ok(None);
                 }
-                // Length-sorted chunks let corrected mode trim almost all padding (exact: padding
-                // is masked there); the map is rebuilt for the new order.
-                order.sort_by_key(|&v| user_input(data, v as usize).len());
-                for (i, &v) in order.iter().enumerate() {
-                    index.insert(v, i);
-                }
-                let cfg = model.config();
-                let mut reps: Vec<f32> = Vec::with_capacity(order.len() * width);
-                for chunk in order.chunks(TEACHER_CHUNK) {
-                    let mut padded: Vec<Vec<u32>> = chunk
-                        .iter()
-                        .map(|&v| {
-                            crate::data::split::pad_left(user_input(data, v as usize), cfg.max_len)
-                        })
-                        .collect();
-                    if cfg.mode == Mode::Corrected {
-                        crate::model::batch::trim_common_padding(&mut padded);
-                    }
-                    let batch = SeqBatch::new(&padded, Visibility::of(cfg), &device)?;
-                    let r = model.user_repr(tables, &batch, Some(rng))?.detach();
-                    reps.extend(r.flatten_all()?.to_vec1::<f32>()?);
-                }
+                let reps = encode_users(model, tables, data, &order, rng)?;
                 for &u in users {
                     let sims = &self.similar[u];
                     mask.push(if sims.is_empty() { 0f32 } else { 1.0 });
@@ -143,6 +122,33 @@ impl Distiller {
             Tensor::from_vec(rows, (b, width), &device)?,
             Tensor::from_vec(mask, (b, 1), &device)?,
         )))
+    }
+
+    /// Cached teacher, BERT4Rec: the representations to remember for `users`, `[B, W]`, from a
+    /// pass of its own over their unmasked training sequences. BERT4Rec's training input is a
+    /// cloze sample, not the sequence a teacher encodes, so the student's representation cannot
+    /// be reused as the other backbones' is; this pass encodes B sequences per step where the
+    /// fresh teacher encodes up to 10·B. `None` where the student's representation is the one to
+    /// remember (the other backbones, and the fresh teacher, which remembers nothing).
+    pub fn own_pass(
+        &self,
+        model: &SeqRec,
+        tables: &[Tensor],
+        data: &Dataset,
+        users: &[usize],
+        rng: &mut SmallRng,
+    ) -> Result<Option<Tensor>> {
+        if self.teacher != Teacher::Cached || model.backbone() != Backbone::Bert4rec {
+            return Ok(None);
+        }
+        let ids: Vec<u32> = users.iter().map(|&u| u as u32).collect();
+        let reps = encode_users(model, tables, data, &ids, rng)?;
+        let width = model.config().hidden * model.config().n_views();
+        Ok(Some(Tensor::from_vec(
+            reps,
+            (users.len(), width),
+            &Device::Cpu,
+        )?))
     }
 
     /// Cached teacher: remember the (detached) representations just computed for `users`.
@@ -198,6 +204,45 @@ impl Distiller {
     }
 }
 
+/// The detached representations of `users`' training sequences (each minus its newest item, as
+/// the reference's teacher reads them), `users.len() × W` values in `users`' order, dropout on.
+fn encode_users(
+    model: &SeqRec,
+    tables: &[Tensor],
+    data: &Dataset,
+    users: &[u32],
+    rng: &mut SmallRng,
+) -> Result<Vec<f32>> {
+    let cfg = model.config();
+    let width = cfg.hidden * cfg.n_views();
+    // Length-sorted chunks let corrected mode trim almost all padding (exact: padding is masked
+    // there). The sort is stable, so equal inputs give equal chunks and dropout draws.
+    let mut order: Vec<usize> = (0..users.len()).collect();
+    order.sort_by_key(|&i| user_input(data, users[i] as usize).len());
+    let mut reps = vec![0f32; users.len() * width];
+    for chunk in order.chunks(TEACHER_CHUNK) {
+        let mut padded: Vec<Vec<u32>> = chunk
+            .iter()
+            .map(|&i| {
+                crate::data::split::pad_left(user_input(data, users[i] as usize), cfg.max_len)
+            })
+            .collect();
+        if cfg.mode == Mode::Corrected {
+            crate::model::batch::trim_common_padding(&mut padded);
+        }
+        let batch = SeqBatch::new(&padded, Visibility::of(cfg), &Device::Cpu)?;
+        let r: Vec<f32> = model
+            .user_repr(tables, &batch, Some(rng))?
+            .detach()
+            .flatten_all()?
+            .to_vec1()?;
+        for (&i, row) in chunk.iter().zip(r.chunks_exact(width)) {
+            reps[i * width..(i + 1) * width].copy_from_slice(row);
+        }
+    }
+    Ok(reps)
+}
+
 /// Mean squared error over the masked rows (the reference's `MSELoss`, mean over B × W).
 pub fn masked_mse(
     student: &Tensor,
@@ -212,7 +257,78 @@ pub fn masked_mse(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::config::SemanticConfig;
+    use crate::model::init::seeded_init;
+    use crate::model::ModelConfig;
     use candle_core::Var;
+    use candle_nn::{VarBuilder, VarMap};
+    use rand::SeedableRng;
+
+    fn data() -> Dataset {
+        let sequences: Vec<Vec<u32>> = (0..6u32)
+            .map(|u| (0..4 + u).map(|i| 1 + (u + 2 * i) % 12).collect())
+            .collect();
+        Dataset {
+            name: "t".into(),
+            item_keys: (0..=12).map(|i| format!("i{i}")).collect(),
+            item_titles: (0..=12).map(|i| format!("i{i}")).collect(),
+            user_keys: (0..6).map(|u| format!("u{u}")).collect(),
+            sequences,
+        }
+    }
+
+    fn model(backbone: Backbone) -> (VarMap, SeqRec) {
+        let mut cfg = ModelConfig::reference(backbone, 12);
+        cfg.max_len = 8;
+        cfg.hidden = 16;
+        cfg.n_heads = 2;
+        cfg.dropout = 0.0;
+        cfg.semantic = Some(SemanticConfig::reference(10));
+        let vars = VarMap::new();
+        let m = SeqRec::new(
+            &cfg,
+            VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu),
+        )
+        .unwrap();
+        seeded_init(&vars, 3).unwrap();
+        (vars, m)
+    }
+
+    #[test]
+    fn bert4rec_cached_teacher_remembers_the_unmasked_sequences() {
+        let data = data();
+        let similar: Vec<Vec<u32>> = (0..6u32).map(|u| vec![(u + 1) % 6, (u + 2) % 6]).collect();
+        let users = [4usize, 0, 5, 0];
+        let mut rng = SmallRng::seed_from_u64(1);
+        let (_v, bert) = model(Backbone::Bert4rec);
+        let tables = bert.item_tables().unwrap();
+        let cached = Distiller::new(&data, &similar, 2, Teacher::Cached).unwrap();
+        let rows = cached
+            .own_pass(&bert, &tables, &data, &users, &mut rng)
+            .unwrap()
+            .expect("BERT4Rec's cached teacher encodes its own pass");
+        // What the fresh teacher would encode for these users, one at a time, dropout off.
+        for (row, &u) in users.iter().enumerate() {
+            let seq = vec![crate::data::split::pad_left(user_input(&data, u), 8)];
+            let batch = SeqBatch::new(&seq, Visibility::of(bert.config()), &Device::Cpu).unwrap();
+            let want = bert.user_repr(&tables, &batch, None).unwrap();
+            let got = rows.narrow(0, row, 1).unwrap();
+            let diff = crate::model::testing::max_diff(&got, &want);
+            assert!(diff < 1e-5, "user {u}: {diff}");
+        }
+        // The student's representation serves the other backbones and the fresh teacher.
+        let fresh = Distiller::new(&data, &similar, 2, Teacher::Fresh).unwrap();
+        assert!(fresh
+            .own_pass(&bert, &tables, &data, &users, &mut rng)
+            .unwrap()
+            .is_none());
+        let (_v, sasrec) = model(Backbone::Sasrec);
+        let tables = sasrec.item_tables().unwrap();
+        assert!(cached
+            .own_pass(&sasrec, &tables, &data, &users, &mut rng)
+            .unwrap()
+            .is_none());
+    }
 
     #[test]
     fn mse_gradient_reaches_the_student_only_where_masked() {

@@ -2,8 +2,8 @@
 //! after every epoch, the best epoch checkpointed, early stopping on patience.
 
 use super::adam::Adam;
+use super::config::IdInit;
 use super::config::TrainConfig;
-use super::config::{IdInit, Teacher};
 use super::distill::{masked_mse, Distiller};
 use super::run::{CHECKPOINT_FILE, RESUME_FILE};
 use super::sampler::{
@@ -88,6 +88,9 @@ pub struct StepLoss {
     pub loss: Tensor,
     /// Each user's representation (the newest position), `[B, W]`: the student.
     pub student: Tensor,
+    /// What the cached teacher remembers for the batch's users where it is not `student`
+    /// (BERT4Rec: [`Distiller::own_pass`]).
+    pub cache_rows: Option<Tensor>,
     pub teacher_seconds: f64,
 }
 
@@ -122,18 +125,21 @@ pub fn step_loss(
     )?;
     let student = hidden.narrow(1, hidden.dim(1)? - 1, 1)?.squeeze(1)?;
     let mut teacher_seconds = 0.0;
+    let mut cache_rows = None;
     if let Some(d) = distill {
         let t0 = Instant::now();
         let teacher = d.distiller.teacher(model, &tables, d.data, d.users, rng)?;
-        teacher_seconds = t0.elapsed().as_secs_f64();
         if let Some((t, m)) = teacher {
             let mse = masked_mse(&student, &t, &m)?;
             loss = (loss + (mse * d.weight)?)?;
         }
+        cache_rows = d.distiller.own_pass(model, &tables, d.data, d.users, rng)?;
+        teacher_seconds = t0.elapsed().as_secs_f64();
     }
     Ok(StepLoss {
         loss,
         student,
+        cache_rows,
         teacher_seconds,
     })
 }
@@ -464,14 +470,6 @@ pub fn train(
     } else {
         0.0
     };
-    if distill_weight > 0.0
-        && cfg.teacher == Teacher::Cached
-        && model_cfg.backbone == Backbone::Bert4rec
-    {
-        return Err(Error::Config(
-            "the cached teacher needs the training input to be the sequence the teacher encodes; BERT4Rec masks its inputs, so use --teacher fresh".into(),
-        ));
-    }
     let users = trainable_users(data);
     if users.is_empty() {
         return Err(Error::Dataset(
@@ -573,7 +571,10 @@ pub fn train(
             let step = step_loss(&model, host, visibility, distill, &mut rng)?;
             teacher_seconds += step.teacher_seconds;
             if let Some(d) = distiller.as_mut() {
-                d.record(&chunk_users, &step.student)?;
+                d.record(
+                    &chunk_users,
+                    step.cache_rows.as_ref().unwrap_or(&step.student),
+                )?;
             }
             let loss = step.loss;
             opt.backward_step(&loss)?;
