@@ -2,8 +2,7 @@
 //! after every epoch, the best epoch checkpointed, early stopping on patience.
 
 use super::adam::Adam;
-use super::config::IdInit;
-use super::config::TrainConfig;
+use super::config::{IdInit, TrainConfig};
 use super::distill::{masked_mse, Distiller};
 use super::run::{CHECKPOINT_FILE, RESUME_FILE};
 use super::sampler::{
