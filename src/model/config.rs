@@ -216,6 +216,11 @@ impl ModelConfig {
         }
     }
 
+    /// Width of a user representation: the views' encoder states side by side.
+    pub fn user_width(&self) -> usize {
+        self.hidden * self.n_views()
+    }
+
     /// Rejects shapes the model cannot be built with.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));

@@ -64,7 +64,7 @@ impl Distiller {
         rng: &mut SmallRng,
     ) -> Result<Option<(Tensor, Tensor)>> {
         let device = Device::Cpu;
-        let width = model.config().hidden * model.config().n_views();
+        let width = model.config().user_width();
         let mut rows: Vec<f32> = Vec::with_capacity(users.len() * width);
         let mut mask = Vec::with_capacity(users.len());
         match self.teacher {
@@ -143,7 +143,7 @@ impl Distiller {
         }
         let ids: Vec<u32> = users.iter().map(|&u| u as u32).collect();
         let reps = encode_users(model, tables, data, &ids, rng)?;
-        let width = model.config().hidden * model.config().n_views();
+        let width = model.config().user_width();
         Ok(Some(Tensor::from_vec(
             reps,
             (users.len(), width),
@@ -214,7 +214,7 @@ fn encode_users(
     rng: &mut SmallRng,
 ) -> Result<Vec<f32>> {
     let cfg = model.config();
-    let width = cfg.hidden * cfg.n_views();
+    let width = cfg.user_width();
     // Length-sorted chunks let corrected mode trim almost all padding (exact: padding is masked
     // there). The sort is stable, so equal inputs give equal chunks and dropout draws.
     let mut order: Vec<usize> = (0..users.len()).collect();

@@ -633,7 +633,7 @@ pub fn train(
         }
         state.epochs_done = epoch;
         state.adam_step = opt.step_count();
-        let width = model_cfg.hidden * model_cfg.n_views();
+        let width = model_cfg.user_width();
         let cache = distiller
             .as_ref()
             .map(|d| d.cache_state(width))
