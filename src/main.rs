@@ -366,7 +366,8 @@ struct TrainArgs {
     distill_users: usize,
     /// LLM-ESR: fresh = encode the similar users every step (reference); cached = reuse their
     /// representations from their own last batch (much faster, at most one epoch old; BERT4Rec,
-    /// whose inputs are masked, encodes each batch user's sequence once more for it).
+    /// whose inputs are masked, encodes each batch user's sequence once more for it). On ML-100k
+    /// it matches fresh for SASRec and costs BERT4Rec 7% of NDCG@10 (BENCHMARKS.md §1).
     #[arg(long, value_enum, default_value = "fresh")]
     teacher: TeacherArg,
     /// LLM-ESR: which item views feed the encoder (ablations drop one).
