@@ -103,8 +103,8 @@ default_jobs() {
   for s in 43 44; do echo "ml-1m sasrec base $s"; echo "ml-1m sasrec llmesr $s"; done
   echo "ml-1m gru4rec base 42"; echo "ml-1m gru4rec llmesr 42"
   # BERT4Rec's cells keep the reference's fresh teacher: its cached one costs 7% on ML-100k
-  # (BENCHMARKS.md §1), unlike SASRec's. The ML-1M cached run, about half the epoch time, is
-  # measured against it at the end.
+  # (BENCHMARKS.md §1), unlike SASRec's. The ML-1M cached run (about 60% of the fresh run's
+  # epoch time) is measured against it at the end.
   echo "ml-1m bert4rec base 42"; echo "ml-1m bert4rec llmesr 42"
   # The cached teacher is this project's departure: measured against the reference's fresh one
   # over three seeds where that is affordable (the ML-1M runs are at the end).
