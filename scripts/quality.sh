@@ -5,12 +5,12 @@
 # one two-thread run after another). A job is done
 # when its run folder has run.json or its tag is listed in reports/quality-jobs-done.txt; a killed
 # job continues from its resume file when the script is run again, so the table can be filled over
-# several sittings of one checkout (artifacts/ is git-ignored: a fresh checkout starts its runs
-# again from epoch 1, and MovieLens-derived checkpoints may not be committed). Rows go to one file per job under artifacts/quality/rows/ and are merged into
-# reports/quality.json (the `nobucket` jobs' into reports/quality-nobucket.json) by
-# `scripts/quality.sh merge`, which also lists the job in
-# reports/quality-jobs-done.txt: that list is committed with the rows, so a fresh checkout (where
-# the git-ignored artifacts/ is empty) does not train finished cells again.
+# several sittings of one checkout. Rows go to one file per job under artifacts/quality/rows/ and
+# are merged into reports/quality.json (the `nobucket` jobs' into reports/quality-nobucket.json) by
+# `scripts/quality.sh merge`, which also lists the job in reports/quality-jobs-done.txt: that list
+# is committed with the rows, so a fresh checkout (where the git-ignored artifacts/ is empty) does
+# not train finished cells again, but starts unfinished ones from epoch 1 (checkpoints derived from
+# MovieLens may not be committed).
 #   JOBS=list.txt overrides the job list (one job per line: dataset backbone variant seed [flags]).
 #   THREADS=N gives each worker N threads (default 1); a list of one job runs best with THREADS=2.
 set -euo pipefail
