@@ -8,7 +8,7 @@ use llm_esr::data::{Dataset, Groups, Stage};
 use llm_esr::eval::{evaluate, MostPopular, Protocol, Scorer};
 use llm_esr::model::fold::fold_semantic;
 use llm_esr::model::init::snapshot;
-use llm_esr::model::{Backbone, ModelConfig, SemanticConfig, SeqBatch, SeqRec, Visibility};
+use llm_esr::model::{Backbone, ModelConfig, SemanticConfig, SeqRec};
 use llm_esr::recommend::Recommender;
 use llm_esr::semantic::similar::most_similar;
 use llm_esr::train::sampler::user_input;
@@ -148,8 +148,7 @@ fn six_variants_train_fold_and_answer_like_the_model() {
 fn distance_to_teachers(model: &SeqRec, data: &Dataset, sem: &SemanticInputs) -> f32 {
     let tables = model.item_tables().unwrap();
     let inputs: Vec<&[u32]> = (0..data.n_users()).map(|u| user_input(data, u)).collect();
-    let padded = model.prepare(&inputs);
-    let batch = SeqBatch::new(&padded, Visibility::of(model.config()), &Device::Cpu).unwrap();
+    let batch = model.inference_batch(&inputs, &Device::Cpu).unwrap();
     let reps: Vec<Vec<f32>> = model
         .user_repr(&tables, &batch, None)
         .unwrap()

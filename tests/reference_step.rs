@@ -111,6 +111,7 @@ fn our_step(f: &Fixture, edit: impl Fn(&mut Fixture)) -> (f32, HashMap<String, V
         inputs: f.inputs.clone(),
         positives: f.positives.clone(),
         negatives: f.negatives.clone(),
+        lead: 1,
     };
     let distiller = Distiller::new(&data, &f.similar, f.n_similar, Teacher::Fresh).unwrap();
     let distill = Distill {

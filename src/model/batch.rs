@@ -4,7 +4,6 @@
 use super::config::{Backbone, Mode, ModelConfig};
 pub use super::masked_softmax::KeyMask;
 use candle_core::{Device, Result, Tensor};
-use std::sync::Arc;
 
 /// The reference's additive bias on hidden keys (large and finite, so a row that sees no key is
 /// uniform rather than NaN); the fused attention weights reproduce its effect.
@@ -34,6 +33,51 @@ impl Visibility {
     }
 }
 
+/// What a batch may drop of its padding without changing any output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Padding {
+    /// Padding is masked (corrected mode): columns that are padding in every row go.
+    Trim,
+    /// Padding keys are visible but all the same vector (the reference's SASRec and BERT4Rec
+    /// encoders zero padding rows before every block, so each padding key and value is the
+    /// projection's bias): the columns that are padding in every row become one, weighted by
+    /// their count in the self-attention (see [`KeyMask::lead`]).
+    Collapse,
+    /// Padding changes the state (the reference's GRU reads every padded step): all of it stays.
+    Keep,
+}
+
+impl Padding {
+    pub fn of(cfg: &ModelConfig) -> Self {
+        match (cfg.mode, cfg.backbone) {
+            (Mode::Corrected, _) => Padding::Trim,
+            (Mode::Faithful, Backbone::Gru4rec) => Padding::Keep,
+            (Mode::Faithful, _) => Padding::Collapse,
+        }
+    }
+
+    /// Drops what this policy allows from rows left-padded to one length; returns how many
+    /// padding keys column 0 then stands for (1: only itself), for [`SeqBatch::collapsed`].
+    pub fn fit(self, padded: &mut [Vec<u32>]) -> usize {
+        match self {
+            Padding::Trim => {
+                trim_common_padding(padded);
+                1
+            }
+            Padding::Keep => 1,
+            Padding::Collapse => {
+                let common = common_padding(padded);
+                if common > 1 {
+                    for s in padded.iter_mut() {
+                        s.drain(..common - 1);
+                    }
+                }
+                common.max(1)
+            }
+        }
+    }
+}
+
 /// A batch of left-padded sequences as tensors.
 pub struct SeqBatch {
     /// `[B, L]` u32 item ids, 0 = padding.
@@ -42,7 +86,8 @@ pub struct SeqBatch {
     pub positions: Tensor,
     /// `[B, L, 1]` f32: 1 for items, 0 for padding.
     pub keep: Tensor,
-    /// The self-attention's key mask (`None` when every key is visible, padding included).
+    /// The self-attention's key mask (`None` when every key is visible, padding included, and
+    /// none stands for several: [`SeqBatch::collapsed`]).
     pub attn_mask: Option<KeyMask>,
     /// Hides padding keys only (the cross-attentions, in every mode).
     pub key_mask: KeyMask,
@@ -53,11 +98,7 @@ pub struct SeqBatch {
 /// Drops the leading columns that are padding in every row. Exact wherever padding is masked
 /// (corrected mode): positions count from the oldest item, so they do not change.
 pub fn trim_common_padding(padded: &mut [Vec<u32>]) {
-    let cut = padded
-        .iter()
-        .map(|s| s.iter().take_while(|&&i| i == 0).count())
-        .min()
-        .unwrap_or(0);
+    let cut = common_padding(padded);
     // Keep at least one column so an all-padding batch still has a shape.
     let cut = cut.min(padded.first().map_or(0, |s| s.len().saturating_sub(1)));
     if cut > 0 {
@@ -65,6 +106,15 @@ pub fn trim_common_padding(padded: &mut [Vec<u32>]) {
             s.drain(..cut);
         }
     }
+}
+
+/// The number of leading columns that are padding in every row.
+fn common_padding(padded: &[Vec<u32>]) -> usize {
+    padded
+        .iter()
+        .map(|s| s.iter().take_while(|&&i| i == 0).count())
+        .min()
+        .unwrap_or(0)
 }
 
 /// One row's positions: 0 on its `pad` leading padding slots, then `1 + shift` upward.
@@ -97,10 +147,7 @@ impl SeqBatch {
             positions.extend(row_positions(pad, 0, l));
             keep.extend((0..l).map(|j| if j < pad { 0f32 } else { 1.0 }));
         }
-        let key_mask = KeyMask {
-            pads: Arc::new(pads),
-            causal: false,
-        };
+        let key_mask = KeyMask::new(pads, false);
         let attn_mask = match visibility {
             Visibility::All => None,
             Visibility::Items => Some(key_mask.clone()),
@@ -118,6 +165,22 @@ impl SeqBatch {
             batch: b,
             len: l,
         })
+    }
+
+    /// Lets column 0 stand for `lead` padding keys in the self-attention, as [`Padding::fit`]
+    /// collapsed them; an error unless the self-attention sees every key and column 0 is padding
+    /// in every row.
+    pub fn collapsed(mut self, lead: usize) -> Result<Self> {
+        if lead <= 1 {
+            return Ok(self);
+        }
+        if self.attn_mask.is_some() || self.key_mask.pads.contains(&0) {
+            candle_core::bail!(
+                "SeqBatch: only padding that every key sees and every row has can be collapsed"
+            );
+        }
+        self.attn_mask = Some(KeyMask::lead(self.batch, lead));
+        Ok(self)
     }
 
     /// Moves each row's positions up by its shift (padding stays 0): the reference's BERT4Rec

@@ -24,6 +24,21 @@ pub(crate) fn keep(p: f32, seed: u64, index: usize) -> f32 {
     }
 }
 
+/// The mean multiplier of `m` identical elements that stand in for one (element `index`'s `m`
+/// copies): each kept with probability 1-p as [`keep`] keeps it, so the result is a
+/// Binomial(m, 1-p) count over m(1-p), as dropping the copies one by one would give. The copies
+/// draw from a second stream so they never repeat another element's draw.
+pub(crate) fn keep_of_many(p: f32, seed: u64, index: usize, m: usize) -> f32 {
+    if m == 1 {
+        return keep(p, seed, index);
+    }
+    let seed = seed.rotate_left(32) ^ 0xD6E8_FEB8_6659_FD93;
+    let kept = (0..m as u64)
+        .filter(|&j| uniform(seed, index as u64 * m as u64 + j) >= p)
+        .count();
+    kept as f32 / (m as f32 * (1.0 - p))
+}
+
 #[derive(Clone, Copy)]
 struct Dropout {
     p: f32,
@@ -78,6 +93,22 @@ mod tests {
         assert!((mean - 1.0).abs() < 0.05, "{mean}");
         let z = dropout(&x, 0.5, None).unwrap();
         assert_eq!(z.sum_all().unwrap().to_scalar::<f32>().unwrap(), 10_000.0);
+    }
+
+    #[test]
+    fn many_copies_keep_a_binomial_share() {
+        // m copies with p = 0.5: mean 1, variance p / (m (1 - p)) = 1/m; one copy is `keep`.
+        let (p, m, n) = (0.5f32, 16usize, 20_000usize);
+        let draws: Vec<f32> = (0..n).map(|i| keep_of_many(p, 9, i, m)).collect();
+        let mean = draws.iter().sum::<f32>() / n as f32;
+        let var = draws.iter().map(|d| (d - mean).powi(2)).sum::<f32>() / n as f32;
+        assert!((mean - 1.0).abs() < 0.01, "{mean}");
+        assert!((var - 1.0 / m as f32).abs() < 0.006, "{var}");
+        // Every draw is a whole number of kept copies.
+        assert!(draws
+            .iter()
+            .all(|d| (d * m as f32 * (1.0 - p)).fract() == 0.0));
+        assert_eq!(keep_of_many(p, 9, 7, 1), keep(p, 9, 7));
     }
 
     #[test]

@@ -203,7 +203,7 @@ impl Attend {
             // The mask index is the element's place in the `[N, H, Lq, L]` weights tensor.
             let first = (b.index * lq + qi) * l;
             for key in lo..=hi {
-                ptrow[key] = prow[key] * w.keep(first + key);
+                ptrow[key] = prow[key] * w.keep(first + key, key);
             }
         }
         ranges
@@ -273,6 +273,9 @@ impl CustomOp3 for Attend {
         // off the kept weights instead of hashing again: a zero kept weight is a dropped element or
         // a zero weight, whose gradient is zero either way.
         let kept = self.weights.dropout.map(|(p, _)| 1.0 / (1.0 - p));
+        // Key 0's multiplier, where it stands for several keys, is a count of kept copies: drawn
+        // again, as the forward drew it.
+        let lead = self.weights.lead() > 1 && kept.is_some();
         let dh = d / heads;
         let (mut dq, mut dk, mut dv) = (
             vec![0f32; qd.len()],
@@ -328,8 +331,10 @@ impl CustomOp3 for Attend {
                             }
                         };
                         let mut dot = 0f32;
+                        let first = (b.index * lq + qi) * l;
                         for key in lo..=hi {
                             let keep = match kept {
+                                Some(_) if lead && key == 0 => self.weights.keep(first, 0),
                                 Some(k) if ds[key] != 0.0 => k,
                                 Some(_) => 0.0,
                                 None => 1.0,
@@ -389,7 +394,6 @@ mod tests {
     use crate::model::testing::max_diff;
     use candle_core::{Device, Var};
     use rand::SeedableRng;
-    use std::sync::Arc;
 
     /// Values and the gradients of q, k and v equal the unfused weights times v, with every mask
     /// kind (rows 1 and 2 also hold queries that see no key), a block of only the newest query,
@@ -399,17 +403,11 @@ mod tests {
         let dev = Device::Cpu;
         let (n, h, dh) = (pads.len(), 2, 4);
         let d = h * dh;
-        let pads = Arc::new(pads);
         let masks = [
             None,
-            Some(KeyMask {
-                pads: pads.clone(),
-                causal: false,
-            }),
-            Some(KeyMask {
-                pads: pads.clone(),
-                causal: true,
-            }),
+            Some(KeyMask::new(pads.clone(), false)),
+            Some(KeyMask::new(pads.clone(), true)),
+            Some(KeyMask::lead(n, 3)),
         ];
         // [N, L, d] → [N, H, L, dh], as the models split heads before this op existed.
         let split = |x: &Tensor| {
@@ -503,10 +501,7 @@ mod tests {
         assert!(attend(&q, &k, &t(&[2, 3, 5]), 1, 1.0, None, 0.0, None).is_err());
         assert!(attend(&t(&[2, 4, 4]), &k, &k, 1, 1.0, None, 0.0, None).is_err());
         assert!(attend(&q, &k, &k, 3, 1.0, None, 0.0, None).is_err());
-        let mask = KeyMask {
-            pads: Arc::new(vec![0]),
-            causal: true,
-        };
+        let mask = KeyMask::new(vec![0], true);
         let err = attend(&q, &k, &k, 2, 1.0, Some(&mask), 0.0, None).unwrap_err();
         assert!(err.to_string().contains("key mask"), "{err}");
         assert!(attend(&q, &k, &k, 2, 1.0, None, 0.0, None).is_ok());

@@ -19,14 +19,35 @@ pub struct KeyMask {
     /// Padding length of each row of the batch.
     pub pads: Arc<Vec<usize>>,
     pub causal: bool,
+    /// How many identical keys key 0 stands for (1: only itself). Where padding keys are visible
+    /// (the reference's encoder), every padding key is the same vector, so `lead` of them can be
+    /// one column weighted `lead` times: exact, and far less work than the padded length.
+    pub lead: usize,
 }
 
 impl KeyMask {
+    /// Hides each row's `pads` leading keys, and with `causal` the future.
+    pub fn new(pads: Vec<usize>, causal: bool) -> Self {
+        KeyMask {
+            pads: Arc::new(pads),
+            causal,
+            lead: 1,
+        }
+    }
+
+    /// Every key visible, key 0 standing for `lead` identical ones.
+    pub fn lead(rows: usize, lead: usize) -> Self {
+        KeyMask {
+            lead,
+            ..KeyMask::new(vec![0; rows], false)
+        }
+    }
+
     /// The same mask for a batch made of `n` copies of this one, stacked.
     pub fn repeat(&self, n: usize) -> KeyMask {
         KeyMask {
             pads: Arc::new((0..n).flat_map(|_| self.pads.iter().copied()).collect()),
-            causal: self.causal,
+            ..self.clone()
         }
     }
 
@@ -36,6 +57,12 @@ impl KeyMask {
             candle_core::bail!(
                 "key mask covers {} rows for a batch of {n} (or pads past {l} keys)",
                 self.pads.len()
+            );
+        }
+        if self.lead == 0 || (self.lead > 1 && self.pads.iter().any(|&p| p > 0)) {
+            candle_core::bail!(
+                "key mask: key 0 stands for {} keys; only a mask that hides none may weight it",
+                self.lead
             );
         }
         Ok(())
@@ -103,8 +130,14 @@ impl Weights {
         }
     }
 
-    /// Softmax of the visible keys of one row into `p` (zero elsewhere); a row that sees no key is
-    /// uniform over all keys, as adding a -1e9 bias to every score makes it.
+    /// How many identical keys key 0 stands for.
+    pub(super) fn lead(&self) -> usize {
+        self.mask.as_ref().map_or(1, |m| m.lead)
+    }
+
+    /// Softmax of the visible keys of one row into `p` (zero elsewhere), key 0 counted
+    /// [`Self::lead`] times; a row that sees no key is uniform over all keys, as adding a -1e9
+    /// bias to every score makes it.
     pub(super) fn probabilities(&self, s: &[f32], range: Option<(usize, usize)>, p: &mut [f32]) {
         let Some((lo, hi)) = range else {
             p.fill(1.0 / p.len() as f32);
@@ -119,6 +152,11 @@ impl Weights {
         for (o, &x) in p[lo..=hi].iter_mut().zip(&s[lo..=hi]) {
             *o = (x * self.scale - max).exp();
             sum += *o;
+        }
+        let lead = self.lead();
+        if lead > 1 && lo == 0 {
+            sum += p[0] * (lead - 1) as f32;
+            p[0] *= lead as f32;
         }
         let inv = 1.0 / sum;
         p[lo..=hi].iter_mut().for_each(|o| *o *= inv);
@@ -137,9 +175,13 @@ impl Weights {
         out
     }
 
-    /// The dropout multiplier of element `index`: 0 or 1/(1-p), and 1 without dropout.
-    pub(super) fn keep(&self, index: usize) -> f32 {
+    /// The dropout multiplier of element `index`, a weight on `key`: 0 or 1/(1-p), the mean of
+    /// [`Self::lead`] such draws on key 0, and 1 without dropout.
+    pub(super) fn keep(&self, index: usize, key: usize) -> f32 {
         match self.dropout {
+            Some((p, seed)) if key == 0 => {
+                super::dropout::keep_of_many(p, seed, index, self.lead())
+            }
             Some((p, seed)) => super::dropout::keep(p, seed, index),
             None => 1.0,
         }
@@ -166,7 +208,7 @@ impl CustomOp1 for Weights {
             self.probabilities(row, range, o);
             if self.dropout.is_some() {
                 for (k, x) in o.iter_mut().enumerate() {
-                    *x *= self.keep(r * l + k);
+                    *x *= self.keep(r * l + k, k);
                 }
             }
         }
@@ -229,7 +271,7 @@ impl CustomOp2 for WeightsGrad {
             // dP in place in `o`, then the softmax backward.
             let mut dot = 0f32;
             for k in lo..=hi {
-                o[k] = grow[k] * w.keep(r * l + k);
+                o[k] = grow[k] * w.keep(r * l + k, k);
                 dot += p[k] * o[k];
             }
             for k in lo..=hi {
@@ -262,13 +304,15 @@ mod tests {
     use candle_core::{Device, Var, D};
     use rand::SeedableRng;
 
-    /// The composed reference: scores·scale + (-1e9 on hidden keys), softmax.
+    /// The composed reference: scores·scale + (-1e9 on hidden keys), softmax; `lead` copies of
+    /// key 0 are ln(lead) added to its score.
     fn composed(scores: &Tensor, scale: f64, mask: Option<&KeyMask>) -> Tensor {
         let (n, _, lq, l) = scores.dims4().unwrap();
         let mut bias = vec![0f32; n * lq * l];
         if let Some(m) = mask {
             for b in 0..n {
                 for qi in 0..lq {
+                    bias[(b * lq + qi) * l] += (m.lead as f32).ln();
                     for k in 0..l {
                         let visible = m
                             .range(b, qi, lq, l)
@@ -289,14 +333,12 @@ mod tests {
     }
 
     fn masks() -> Vec<Option<KeyMask>> {
-        let pads = Arc::new(vec![0, 2, 5]);
+        let pads = vec![0, 2, 5];
         vec![
             None,
-            Some(KeyMask {
-                pads: pads.clone(),
-                causal: false,
-            }),
-            Some(KeyMask { pads, causal: true }),
+            Some(KeyMask::new(pads.clone(), false)),
+            Some(KeyMask::new(pads, true)),
+            Some(KeyMask::lead(3, 4)),
         ]
     }
 
@@ -360,11 +402,16 @@ mod tests {
     #[test]
     fn refuses_a_mask_of_the_wrong_batch() {
         let x = Tensor::zeros((2, 1, 3, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
-        let mask = KeyMask {
-            pads: Arc::new(vec![0]),
-            causal: true,
-        };
+        let mask = KeyMask::new(vec![0], true);
         assert!(attention_weights(&x, 1.0, Some(&mask), 0.0, None).is_err());
         assert_eq!(mask.repeat(2).pads.as_slice(), &[0, 0]);
+        // Key 0 may stand for several keys only where no key is hidden.
+        let lead_and_pads = KeyMask {
+            lead: 3,
+            ..KeyMask::new(vec![1, 0], false)
+        };
+        let err = attention_weights(&x, 1.0, Some(&lead_and_pads), 0.0, None).unwrap_err();
+        assert!(err.to_string().contains("stands for 3 keys"), "{err}");
+        assert_eq!(KeyMask::lead(1, 5).repeat(2).lead, 5);
     }
 }

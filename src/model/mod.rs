@@ -22,6 +22,6 @@ pub mod network;
 pub(crate) mod testing;
 pub mod transformer;
 
-pub use batch::{SeqBatch, Visibility};
+pub use batch::{Padding, SeqBatch, Visibility};
 pub use config::{Backbone, Mode, ModelConfig, SemanticConfig, Views};
 pub use network::SeqRec;

@@ -6,14 +6,14 @@
 //! is the concatenation of the per-view states at the newest position, an item vector the
 //! concatenation of its per-view embeddings, and a score their dot product.
 
-use super::batch::{SeqBatch, Visibility};
+use super::batch::{Padding, SeqBatch, Visibility};
 use super::config::{Backbone, Mode, ModelConfig};
 use super::cross_attention::CrossAttention;
 use super::dropout::dropout;
 use super::gru::Gru;
 use super::linear::{linear, Linear};
 use super::transformer::TransformerStack;
-use candle_core::{Result, Tensor};
+use candle_core::{Device, Result, Tensor};
 use candle_nn::{embedding, Embedding, Module, VarBuilder};
 use rand::rngs::SmallRng;
 
@@ -239,9 +239,10 @@ impl SeqRec {
         users.matmul(&Tensor::cat(&parts, 1)?.t()?)
     }
 
-    /// Left-pads inference inputs as the backbone expects: BERT4Rec appends its mask token and
-    /// scores at that position. Corrected mode drops columns that are padding in every row.
-    pub fn prepare(&self, inputs: &[&[u32]]) -> Vec<Vec<u32>> {
+    /// The batch of inference inputs (oldest first) as the backbone expects it: left-padded,
+    /// BERT4Rec's mask token appended to be scored, padding fitted to the mode
+    /// ([`Padding::fit`]), positions shifted where paper-faithful BERT4Rec shifts them.
+    pub fn inference_batch(&self, inputs: &[&[u32]], device: &Device) -> Result<SeqBatch> {
         let max_len = self.cfg.max_len;
         let mut padded: Vec<Vec<u32>> = inputs
             .iter()
@@ -254,17 +255,9 @@ impl SeqRec {
                 None => crate::data::split::pad_left(s, max_len),
             })
             .collect();
-        if self.cfg.mode == Mode::Corrected {
-            super::batch::trim_common_padding(&mut padded);
-        }
-        padded
-    }
-
-    /// Scores every item for each input history (oldest first), in eval mode: `[B][n_items + 1]`.
-    pub fn score_histories(&self, inputs: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
-        let tables = self.item_tables()?;
-        let padded = self.prepare(inputs);
-        let mut batch = SeqBatch::new(&padded, Visibility::of(&self.cfg), tables[0].device())?;
+        let lead = Padding::of(&self.cfg).fit(&mut padded);
+        let mut batch =
+            SeqBatch::new(&padded, Visibility::of(&self.cfg), device)?.collapsed(lead)?;
         let shifts: Vec<usize> = inputs
             .iter()
             .map(|s| self.cfg.position_shift(s.len()))
@@ -272,6 +265,13 @@ impl SeqRec {
         if shifts.iter().any(|&s| s > 0) {
             batch.shift_positions(&shifts)?;
         }
+        Ok(batch)
+    }
+
+    /// Scores every item for each input history (oldest first), in eval mode: `[B][n_items + 1]`.
+    pub fn score_histories(&self, inputs: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
+        let tables = self.item_tables()?;
+        let batch = self.inference_batch(inputs, tables[0].device())?;
         let users = self.user_repr(&tables, &batch, None)?;
         self.score_all(&tables, &users)?.to_vec2()
     }

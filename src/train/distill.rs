@@ -5,7 +5,7 @@
 use super::config::Teacher;
 use super::sampler::user_input;
 use crate::data::Dataset;
-use crate::model::{Backbone, Mode, SeqBatch, SeqRec, Visibility};
+use crate::model::{Backbone, Padding, SeqBatch, SeqRec, Visibility};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use rand::rngs::SmallRng;
@@ -215,8 +215,8 @@ fn encode_users(
 ) -> Result<Vec<f32>> {
     let cfg = model.config();
     let width = cfg.user_width();
-    // Length-sorted chunks let corrected mode trim almost all padding (exact: padding is masked
-    // there). The sort is stable, so equal inputs give equal chunks and dropout draws.
+    // Length-sorted chunks leave almost no padding after [`Padding::fit`]. The sort is stable, so
+    // equal inputs give equal chunks and dropout draws.
     let mut order: Vec<usize> = (0..users.len()).collect();
     order.sort_by_key(|&i| user_input(data, users[i] as usize).len());
     let mut reps = vec![0f32; users.len() * width];
@@ -227,10 +227,8 @@ fn encode_users(
                 crate::data::split::pad_left(user_input(data, users[i] as usize), cfg.max_len)
             })
             .collect();
-        if cfg.mode == Mode::Corrected {
-            crate::model::batch::trim_common_padding(&mut padded);
-        }
-        let batch = SeqBatch::new(&padded, Visibility::of(cfg), &Device::Cpu)?;
+        let lead = Padding::of(cfg).fit(&mut padded);
+        let batch = SeqBatch::new(&padded, Visibility::of(cfg), &Device::Cpu)?.collapsed(lead)?;
         let r: Vec<f32> = model
             .user_repr(tables, &batch, Some(rng))?
             .detach()

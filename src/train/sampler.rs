@@ -14,6 +14,8 @@ pub struct TrainBatch {
     pub inputs: Vec<Vec<u32>>,
     pub positives: Vec<u32>,
     pub negatives: Vec<u32>,
+    /// How many padding keys column 0 of the inputs stands for ([`crate::model::Padding::fit`]).
+    pub lead: usize,
 }
 
 /// Users whose training part has at least one (input, next item) pair.
@@ -54,6 +56,7 @@ pub fn seq2seq_batch(
         inputs: Vec::with_capacity(users.len()),
         positives: Vec::with_capacity(users.len() * max_len),
         negatives: Vec::with_capacity(users.len() * max_len),
+        lead: 1,
     };
     for &u in users {
         let train = train_part(&data.sequences[u]);
@@ -83,6 +86,7 @@ pub fn last_item_batch(
         inputs: Vec::with_capacity(users.len()),
         positives: Vec::with_capacity(users.len()),
         negatives: Vec::with_capacity(users.len()),
+        lead: 1,
     };
     for &u in users {
         let train = train_part(&data.sequences[u]);
@@ -119,6 +123,7 @@ pub fn cloze_batch(
         inputs: Vec::with_capacity(samples.len()),
         positives: Vec::with_capacity(samples.len() * max_len),
         negatives: Vec::with_capacity(samples.len() * max_len),
+        lead: 1,
     };
     for s in samples {
         let train = train_part(&data.sequences[s.user]);

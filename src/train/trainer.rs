@@ -11,10 +11,9 @@ use super::sampler::{
 use crate::data::groups::Groups;
 use crate::data::{Dataset, Stage};
 use crate::eval::{evaluate, Protocol};
-use crate::model::batch::trim_common_padding;
 use crate::model::init::{seeded_init, snapshot};
 use crate::model::network::{FROZEN_TABLE, ID_TABLE};
-use crate::model::{Backbone, Mode, ModelConfig, SeqBatch, SeqRec, Visibility};
+use crate::model::{Backbone, ModelConfig, Padding, SeqBatch, SeqRec, Visibility};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{VarBuilder, VarMap};
@@ -104,7 +103,7 @@ pub fn step_loss(
     rng: &mut SmallRng,
 ) -> Result<StepLoss> {
     let device = Device::Cpu;
-    let batch = SeqBatch::new(&host.inputs, visibility, &device)?;
+    let batch = SeqBatch::new(&host.inputs, visibility, &device)?.collapsed(host.lead)?;
     let tables = model.item_tables()?;
     let hidden = model.encode(&tables, &batch, false, Some(&mut *rng))?;
     let per_position = host.positives.len() == batch.batch * batch.len;
@@ -402,20 +401,19 @@ fn host_batch(
         Backbone::Gru4rec => last_item_batch(data, &users, cfg.max_len, rng),
         Backbone::Bert4rec => cloze_batch(data, samples, cfg.max_len, train.mask_prob, rng),
     };
-    if cfg.mode == Mode::Corrected {
-        // Padding is masked, so columns that are padding in every row are dead work.
-        let before = host.inputs[0].len();
-        trim_common_padding(&mut host.inputs);
-        let cut = before - host.inputs[0].len();
-        if cut > 0 && host.positives.len() == users.len() * before {
-            let trim = |v: &[u32]| -> Vec<u32> {
-                v.chunks(before)
-                    .flat_map(|r| r[cut..].iter().copied())
-                    .collect()
-            };
-            host.positives = trim(&host.positives);
-            host.negatives = trim(&host.negatives);
-        }
+    // Columns that are padding in every row are dead work (corrected mode masks them) or copies of
+    // one key (paper-faithful mode); the targets lose the same columns.
+    let before = host.inputs[0].len();
+    host.lead = Padding::of(cfg).fit(&mut host.inputs);
+    let cut = before - host.inputs[0].len();
+    if cut > 0 && host.positives.len() == users.len() * before {
+        let trim = |v: &[u32]| -> Vec<u32> {
+            v.chunks(before)
+                .flat_map(|r| r[cut..].iter().copied())
+                .collect()
+        };
+        host.positives = trim(&host.positives);
+        host.negatives = trim(&host.negatives);
     }
     host
 }
