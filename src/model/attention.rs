@@ -53,6 +53,7 @@ impl MultiHeadAttention {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::testing::max_diff;
     use candle_core::{DType, Device};
     use candle_nn::VarMap;
 
@@ -75,14 +76,7 @@ mod tests {
         )
         .unwrap();
         let b = mha.forward(&q, &changed, Some(&mask), None).unwrap();
-        let diff = (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = max_diff(&a, &b);
         assert!(diff < 1e-6, "{diff}");
         assert_eq!(mha.forward(&x, &x, None, None).unwrap().dims(), &[1, 3, 8]);
     }
