@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Fills the quality table of BENCHMARKS.md: every (dataset, backbone, variant, seed) run of the
 # LLM-ESR issue, plus two floors: most-popular and text-only (language-model neighbours). Two
-# workers take jobs from one list, one thread each (RAYON_NUM_THREADS=1 uses 2 cores better than
-# one two-thread run after another). A job is done
+# workers take jobs from one list, one thread each unless THREADS says otherwise
+# (RAYON_NUM_THREADS=1 uses 2 cores better than one two-thread run after another). A job is done
 # when its run folder has run.json or its tag is listed in reports/quality-jobs-done.txt; a killed
 # job continues from its resume file when the script is run again, so the table can be filled over
 # several sittings of one checkout. Rows go to one file per job under artifacts/quality/rows/ and
