@@ -143,17 +143,15 @@ fn collapsed_padding_gives_the_fully_padded_loss_and_gradients() {
             negatives: negatives.clone(),
             lead: 1,
         };
-        let mut fitted = inputs.clone();
-        let lead = Padding::of(&cfg).fit(&mut fitted);
-        let cut = MAX_LEN - fitted[0].len();
-        let trim =
-            |v: &[u32]| -> Vec<u32> { v.chunks(MAX_LEN).flat_map(|r| r[cut..].to_vec()).collect() };
-        let collapsed = TrainBatch {
-            inputs: fitted,
-            positives: trim(&positives),
-            negatives: trim(&negatives),
-            lead,
+        let mut collapsed = TrainBatch {
+            inputs,
+            positives,
+            negatives,
+            lead: 1,
         };
+        collapsed.fit_padding(Padding::of(&cfg));
+        assert_eq!(collapsed.lead, 5, "{cfg:?}");
+        assert_eq!(collapsed.positives.len(), 3 * (MAX_LEN - 4));
         let visibility = Visibility::of(&cfg);
         let mut rng = SmallRng::seed_from_u64(0);
         let a = step_loss(&m, host, visibility, None, &mut rng).unwrap();

@@ -167,6 +167,13 @@ impl SeqBatch {
         })
     }
 
+    /// The batch `cfg`'s model reads from rows left-padded to one length: their padding fitted to
+    /// the mode ([`Padding::fit`]), collapsed padding counted ([`SeqBatch::collapsed`]).
+    pub fn fitted(mut padded: Vec<Vec<u32>>, cfg: &ModelConfig, device: &Device) -> Result<Self> {
+        let lead = Padding::of(cfg).fit(&mut padded);
+        SeqBatch::new(&padded, Visibility::of(cfg), device)?.collapsed(lead)
+    }
+
     /// Lets column 0 stand for `lead` padding keys in the self-attention, as [`Padding::fit`]
     /// collapsed them; an error unless the self-attention sees every key and column 0 is padding
     /// in every row.

@@ -6,7 +6,7 @@
 //! is the concatenation of the per-view states at the newest position, an item vector the
 //! concatenation of its per-view embeddings, and a score their dot product.
 
-use super::batch::{Padding, SeqBatch, Visibility};
+use super::batch::SeqBatch;
 use super::config::{Backbone, Mode, ModelConfig};
 use super::cross_attention::CrossAttention;
 use super::dropout::dropout;
@@ -241,10 +241,10 @@ impl SeqRec {
 
     /// The batch of inference inputs (oldest first) as the backbone expects it: left-padded,
     /// BERT4Rec's mask token appended to be scored, padding fitted to the mode
-    /// ([`Padding::fit`]), positions shifted where paper-faithful BERT4Rec shifts them.
+    /// ([`SeqBatch::fitted`]), positions shifted where paper-faithful BERT4Rec shifts them.
     pub fn inference_batch(&self, inputs: &[&[u32]], device: &Device) -> Result<SeqBatch> {
         let max_len = self.cfg.max_len;
-        let mut padded: Vec<Vec<u32>> = inputs
+        let padded: Vec<Vec<u32>> = inputs
             .iter()
             .map(|s| match self.cfg.mask_token() {
                 Some(mask) => {
@@ -255,9 +255,7 @@ impl SeqRec {
                 None => crate::data::split::pad_left(s, max_len),
             })
             .collect();
-        let lead = Padding::of(&self.cfg).fit(&mut padded);
-        let mut batch =
-            SeqBatch::new(&padded, Visibility::of(&self.cfg), device)?.collapsed(lead)?;
+        let mut batch = SeqBatch::fitted(padded, &self.cfg, device)?;
         let shifts: Vec<usize> = inputs
             .iter()
             .map(|s| self.cfg.position_shift(s.len()))
@@ -285,6 +283,7 @@ impl SeqRec {
 mod tests {
     use super::*;
     use crate::data::split::pad_left;
+    use crate::model::batch::Visibility;
     use crate::model::config::{SemanticConfig, Views};
     use crate::model::init::seeded_init;
     use candle_core::{DType, Device};
@@ -556,6 +555,7 @@ mod tests {
 mod grad_tests {
     use super::*;
     use crate::data::split::pad_left;
+    use crate::model::batch::Visibility;
     use crate::model::config::SemanticConfig;
     use candle_core::{DType, Device};
     use candle_nn::VarMap;

@@ -5,7 +5,7 @@
 use super::config::Teacher;
 use super::sampler::user_input;
 use crate::data::Dataset;
-use crate::model::{Backbone, Padding, SeqBatch, SeqRec, Visibility};
+use crate::model::{Backbone, SeqBatch, SeqRec};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use rand::rngs::SmallRng;
@@ -215,20 +215,19 @@ fn encode_users(
 ) -> Result<Vec<f32>> {
     let cfg = model.config();
     let width = cfg.user_width();
-    // Length-sorted chunks leave almost no padding after [`Padding::fit`]. The sort is stable, so
+    // Length-sorted chunks leave almost no padding after [`SeqBatch::fitted`]. The sort is stable, so
     // equal inputs give equal chunks and dropout draws.
     let mut order: Vec<usize> = (0..users.len()).collect();
     order.sort_by_key(|&i| user_input(data, users[i] as usize).len());
     let mut reps = vec![0f32; users.len() * width];
     for chunk in order.chunks(TEACHER_CHUNK) {
-        let mut padded: Vec<Vec<u32>> = chunk
+        let padded: Vec<Vec<u32>> = chunk
             .iter()
             .map(|&i| {
                 crate::data::split::pad_left(user_input(data, users[i] as usize), cfg.max_len)
             })
             .collect();
-        let lead = Padding::of(cfg).fit(&mut padded);
-        let batch = SeqBatch::new(&padded, Visibility::of(cfg), &Device::Cpu)?.collapsed(lead)?;
+        let batch = SeqBatch::fitted(padded, cfg, &Device::Cpu)?;
         let r: Vec<f32> = model
             .user_repr(tables, &batch, Some(rng))?
             .detach()
@@ -257,7 +256,7 @@ mod tests {
     use super::*;
     use crate::model::config::SemanticConfig;
     use crate::model::init::seeded_init;
-    use crate::model::ModelConfig;
+    use crate::model::{ModelConfig, Visibility};
     use candle_core::Var;
     use candle_nn::{VarBuilder, VarMap};
     use rand::SeedableRng;

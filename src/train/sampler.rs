@@ -4,6 +4,7 @@
 
 use crate::data::split::{pad_left, train_part};
 use crate::data::Dataset;
+use crate::model::Padding;
 use rand::rngs::SmallRng;
 use rand::Rng;
 use std::collections::HashSet;
@@ -14,8 +15,28 @@ pub struct TrainBatch {
     pub inputs: Vec<Vec<u32>>,
     pub positives: Vec<u32>,
     pub negatives: Vec<u32>,
-    /// How many padding keys column 0 of the inputs stands for ([`crate::model::Padding::fit`]).
+    /// How many padding keys column 0 of the inputs stands for ([`TrainBatch::fit_padding`]).
     pub lead: usize,
+}
+
+impl TrainBatch {
+    /// Drops what `padding` allows of the inputs' padding ([`Padding::fit`]) and the same columns
+    /// of per-position targets, and records in `lead` how many padding keys column 0 stands for.
+    pub fn fit_padding(&mut self, padding: Padding) {
+        let width = |b: &Self| b.inputs.first().map_or(0, Vec::len);
+        let before = width(self);
+        self.lead = padding.fit(&mut self.inputs);
+        let cut = before - width(self);
+        if cut > 0 && self.positives.len() == self.inputs.len() * before {
+            let trim = |v: &[u32]| -> Vec<u32> {
+                v.chunks(before)
+                    .flat_map(|r| r[cut..].iter().copied())
+                    .collect()
+            };
+            self.positives = trim(&self.positives);
+            self.negatives = trim(&self.negatives);
+        }
+    }
 }
 
 /// Users whose training part has at least one (input, next item) pair.

@@ -402,19 +402,8 @@ fn host_batch(
         Backbone::Bert4rec => cloze_batch(data, samples, cfg.max_len, train.mask_prob, rng),
     };
     // Columns that are padding in every row are dead work (corrected mode masks them) or copies of
-    // one key (paper-faithful mode); the targets lose the same columns.
-    let before = host.inputs[0].len();
-    host.lead = Padding::of(cfg).fit(&mut host.inputs);
-    let cut = before - host.inputs[0].len();
-    if cut > 0 && host.positives.len() == users.len() * before {
-        let trim = |v: &[u32]| -> Vec<u32> {
-            v.chunks(before)
-                .flat_map(|r| r[cut..].iter().copied())
-                .collect()
-        };
-        host.positives = trim(&host.positives);
-        host.negatives = trim(&host.negatives);
-    }
+    // one key (paper-faithful mode).
+    host.fit_padding(Padding::of(cfg));
     host
 }
 
