@@ -148,11 +148,8 @@ impl Weights {
         let max = s[lo..=hi]
             .iter()
             .fold(f32::NEG_INFINITY, |m, &x| m.max(x * self.scale));
-        let mut sum = 0f32;
-        for (o, &x) in p[lo..=hi].iter_mut().zip(&s[lo..=hi]) {
-            *o = (x * self.scale - max).exp();
-            sum += *o;
-        }
+        p[lo..=hi].copy_from_slice(&s[lo..=hi]);
+        let mut sum = super::fast_exp::exp_sum(&mut p[lo..=hi], self.scale, max);
         let lead = self.lead();
         if lead > 1 && lo == 0 {
             sum += p[0] * (lead - 1) as f32;

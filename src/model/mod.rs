@@ -8,6 +8,7 @@ pub mod config;
 pub mod cpu_storage;
 pub mod cross_attention;
 pub mod dropout;
+pub mod fast_exp;
 pub mod fold;
 pub mod fused_attention;
 pub mod fused_gru;
