@@ -4,23 +4,28 @@
 
 use wide::f32x8;
 
-/// Replaces each `x` by `exp(x · scale − shift)` and returns their sum. NaN stays NaN, as libm
-/// gives it; arguments below about −87 give 0 where libm gives a subnormal.
-pub fn exp_sum(xs: &mut [f32], scale: f32, shift: f32) -> f32 {
+/// Writes `exp(x · scale − shift)` of each `x` of `src` to `dst` (the shorter length) and returns
+/// their sum. NaN stays NaN, as libm gives it; arguments below about −87 give 0 where libm gives a
+/// subnormal.
+pub fn exp_sum(src: &[f32], scale: f32, shift: f32, dst: &mut [f32]) -> f32 {
+    let n = src.len().min(dst.len());
+    let (src, dst) = (&src[..n], &mut dst[..n]);
     let (scale8, shift8) = (f32x8::splat(scale), f32x8::splat(shift));
     let mut acc = f32x8::ZERO;
-    let mut chunks = xs.chunks_exact_mut(8);
-    for c in &mut chunks {
-        let x = f32x8::from(&*c).mul_sub(scale8, shift8);
+    let mut outs = dst.chunks_exact_mut(8);
+    let ins = src.chunks_exact(8);
+    let rest = ins.remainder();
+    for (o, i) in (&mut outs).zip(ins) {
+        let x = f32x8::from(i).mul_sub(scale8, shift8);
         // `wide` maps NaN to 0; a NaN score must not turn into a zero weight unnoticed.
         let e = x.is_nan().blend(x, x.exp());
         acc += e;
-        c.copy_from_slice(&e.to_array());
+        o.copy_from_slice(&e.to_array());
     }
     let mut tail = 0f32;
-    for x in chunks.into_remainder() {
-        *x = (*x * scale - shift).exp();
-        tail += *x;
+    for (o, &x) in outs.into_remainder().iter_mut().zip(rest) {
+        *o = (x * scale - shift).exp();
+        tail += *o;
     }
     acc.reduce_add() + tail
 }
@@ -33,8 +38,8 @@ mod tests {
     fn matches_libm_within_a_few_ulps() {
         // Softmax arguments are at most 0; cover the whole useful range and the tail loop.
         let xs: Vec<f32> = (0..4001).map(|i| -90.0 + i as f32 * 0.0225).collect();
-        let mut got = xs.clone();
-        let sum = exp_sum(&mut got, 1.0, 0.0);
+        let mut got = vec![0f32; xs.len()];
+        let sum = exp_sum(&xs, 1.0, 0.0, &mut got);
         let mut want_sum = 0f64;
         for (&x, &g) in xs.iter().zip(&got) {
             let want = x.exp();
@@ -51,7 +56,7 @@ mod tests {
 
     #[test]
     fn scales_shifts_and_keeps_nan() {
-        let mut xs = [
+        let xs = [
             0.5f32,
             -1.0,
             2.0,
@@ -63,7 +68,8 @@ mod tests {
             0.25,
             f32::NEG_INFINITY,
         ];
-        let sum = exp_sum(&mut xs, 2.0, 1.0);
+        let mut got = [0f32; 10];
+        let sum = exp_sum(&xs, 2.0, 1.0, &mut got);
         let want = |x: f32| (2.0 * x - 1.0).exp();
         for (i, x) in [0.5f32, -1.0, 2.0, 0.0, 1.0, -3.0, 4.0, 0.25]
             .iter()
@@ -71,14 +77,14 @@ mod tests {
         {
             let at = if i < 3 { i } else { i + 1 };
             assert!(
-                (xs[at] - want(*x)).abs() <= 4.0 * f32::EPSILON * want(*x),
+                (got[at] - want(*x)).abs() <= 4.0 * f32::EPSILON * want(*x),
                 "{at}"
             );
         }
-        assert!(xs[3].is_nan());
+        assert!(got[3].is_nan());
         assert!(sum.is_nan());
-        assert_eq!(xs[9], 0.0);
-        let mut finite = [1.0f32; 11];
-        assert!((exp_sum(&mut finite, 1.0, 1.0) - 11.0).abs() < 1e-5);
+        assert_eq!(got[9], 0.0);
+        let mut out = [0f32; 11];
+        assert!((exp_sum(&[1.0f32; 11], 1.0, 1.0, &mut out) - 11.0).abs() < 1e-5);
     }
 }

@@ -148,8 +148,7 @@ impl Weights {
         let max = s[lo..=hi]
             .iter()
             .fold(f32::NEG_INFINITY, |m, &x| m.max(x * self.scale));
-        p[lo..=hi].copy_from_slice(&s[lo..=hi]);
-        let mut sum = super::fast_exp::exp_sum(&mut p[lo..=hi], self.scale, max);
+        let mut sum = super::fast_exp::exp_sum(&s[lo..=hi], self.scale, max, &mut p[lo..=hi]);
         let lead = self.lead();
         if lead > 1 && lo == 0 {
             sum += p[0] * (lead - 1) as f32;
