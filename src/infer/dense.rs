@@ -121,12 +121,8 @@ impl LayerNorm {
 /// In-place softmax of a row of scores.
 pub fn softmax(xs: &mut [f32]) {
     let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
+    let inv = 1.0 / crate::model::fast_exp::exp_sum_in_place(xs, max);
     for x in xs.iter_mut() {
-        *x = (*x - max).exp();
-        sum += *x;
-    }
-    for x in xs.iter_mut() {
-        *x /= sum;
+        *x *= inv;
     }
 }
