@@ -100,12 +100,16 @@ fn forward_rows(
     b: Option<&[f32]>,
     (rows, inn, out): (usize, usize, usize),
 ) -> Vec<f32> {
-    let mut y = vec![0f32; rows * out];
-    if let Some(b) = b {
-        for row in y.chunks_exact_mut(out) {
-            row.copy_from_slice(b);
+    // With a bias, the output starts as the bias written once per row, not as zeros then the bias:
+    // that was a second pass over every activation of the layer.
+    let mut y = match b {
+        Some(b) => {
+            let mut y = Vec::with_capacity(rows * out);
+            (0..rows).for_each(|_| y.extend_from_slice(b));
+            y
         }
-    }
+        None => vec![0f32; rows * out],
+    };
     let threads = candle_core::utils::get_num_threads();
     matmul(
         Dst::new(&mut y, rows, out),
