@@ -100,8 +100,8 @@ fn forward_rows(
     b: Option<&[f32]>,
     (rows, inn, out): (usize, usize, usize),
 ) -> Vec<f32> {
-    // With a bias, the output starts as the bias written once per row, not as zeros then the bias:
-    // that was a second pass over every activation of the layer.
+    // With a bias, the output starts as the bias, written once per row: zeroing it first would be
+    // a second pass over every activation of the layer.
     let mut y = match b {
         Some(b) => {
             let mut y = Vec::with_capacity(rows * out);
