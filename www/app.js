@@ -10,6 +10,8 @@ const session = [];
 let items = [];
 let dataset = '';
 let asked = 0;
+// The manifest entry of the model in use; null until one has loaded.
+let current = null;
 // Items shown since the page loaded, for the coverage figure.
 const shown = new Set();
 
@@ -128,16 +130,32 @@ function update() {
   renderRecs();
 }
 
+/** Switches to the bundle of manifest `entry`. One that fails to load leaves the model in use
+ *  (the worker keeps it) and the page working, with the reason in the status line. */
 async function load(entry) {
   status.dataset.ready = 'false';
+  status.className = '';
   $('search').disabled = true;
   $('model').disabled = true;
-  // The digest in the URL keys the Cache API entry: a rebuilt bundle is a new entry.
-  const loaded = await client.load(`./bundles/${entry.file}?v=${entry.sha256 ?? entry.bytes}`, ({ loaded, total }) => {
-    status.textContent = total
-      ? `Loading ${entry.name}: ${Math.round((100 * loaded) / total)}% of ${(total / 1e6).toFixed(1)} MB`
-      : `Loading ${entry.name}: ${(loaded / 1e6).toFixed(1)} MB`;
-  });
+  let loaded;
+  try {
+    // The digest in the URL keys the Cache API entry: a rebuilt bundle is a new entry.
+    loaded = await client.load(`./bundles/${entry.file}?v=${entry.sha256 ?? entry.bytes}`, ({ loaded, total }) => {
+      status.textContent = total
+        ? `Loading ${entry.name}: ${Math.round((100 * loaded) / total)}% of ${(total / 1e6).toFixed(1)} MB`
+        : `Loading ${entry.name}: ${(loaded / 1e6).toFixed(1)} MB`;
+    });
+  } catch (e) {
+    status.textContent = `Could not load ${entry.name}: ${e.message}` +
+      (current ? ` Still using ${current.name}.` : ' Pick another model.');
+    status.className = 'error';
+    status.dataset.ready = String(current !== null);
+    $('model').value = current?.name ?? entry.name;
+    $('model').disabled = false;
+    $('search').disabled = current === null;
+    return;
+  }
+  current = entry;
   items = loaded.items.map((it) => ({ ...it, folded: fold(it.title) }));
   dataset = loaded.info.dataset;
   shown.clear();
@@ -176,8 +194,7 @@ async function main() {
     const first = manifest.bundles.find((b) => b.name === wanted) ?? manifest.bundles[0];
     picker.value = first.name;
     picker.addEventListener('change', () => {
-      const entry = manifest.bundles.find((b) => b.name === picker.value);
-      load(entry).catch((e) => { status.textContent = `Could not load: ${e.message}`; status.className = 'error'; });
+      load(manifest.bundles.find((b) => b.name === picker.value));
     });
     $('search').addEventListener('input', renderMatches);
     $('search').addEventListener('keydown', (e) => {

@@ -26,7 +26,8 @@ export class RecommenderClient {
     });
   }
 
-  /** Loads a bundle by URL: `{info, items, fromCache, fetchMs, loadMs}`. */
+  /** Loads a bundle by URL: `{info, items, fromCache}`; a bundle that fails to load
+   *  leaves the one loaded before in use. */
   load(url, onProgress) { return this.call('load', { url: new URL(url, location.href).href }, onProgress); }
 
   /** `{recs, ms}` for a session of item ids, oldest first; `tailWeight` > 0 favours the tail. */

@@ -26,44 +26,51 @@ async function readWithProgress(resp, report) {
   return bytes;
 }
 
-/** The bundle's bytes from the Cache API, or from the network (then stored for next time). */
-async function fetchBundle(url, report) {
+/** Keeps `bytes` under `url` for the next visit and drops older versions of the same file. */
+async function remember(cache, url, bytes) {
+  await cache.put(url, new Response(bytes, {
+    headers: { 'content-type': 'application/octet-stream', 'content-length': String(bytes.length) },
+  }));
+  const path = new URL(url).pathname;
+  for (const req of await cache.keys()) {
+    if (req.url !== url && new URL(req.url).pathname === path) await cache.delete(req);
+  }
+}
+
+/** A recommender for the bundle at `url`, from the Cache API when it holds a copy that loads, else
+ *  from the network. Only a bundle that loaded is cached: a truncated or corrupt download must not
+ *  come back on every later visit, and a damaged cached copy is dropped and downloaded afresh. */
+async function open(url, report) {
   const cache = 'caches' in self ? await caches.open(CACHE) : null;
   const hit = cache ? await cache.match(url) : undefined;
   if (hit) {
     const bytes = new Uint8Array(await hit.arrayBuffer());
     report(bytes.length, bytes.length);
-    return { bytes, fromCache: true };
+    try {
+      return { next: new Recommender(bytes), fromCache: true };
+    } catch {
+      await cache.delete(url);
+    }
   }
   const resp = await fetch(url);
   if (!resp.ok) throw new Error(`bundle ${url}: HTTP ${resp.status}`);
   const bytes = await readWithProgress(resp, report);
-  if (cache) {
-    await cache.put(url, new Response(bytes, {
-      headers: { 'content-type': 'application/octet-stream', 'content-length': String(bytes.length) },
-    }));
-    // Older versions of the same file are dead weight now.
-    const path = new URL(url).pathname;
-    for (const req of await cache.keys()) {
-      if (req.url !== url && new URL(req.url).pathname === path) await cache.delete(req);
-    }
-  }
-  return { bytes, fromCache: false };
+  const next = new Recommender(bytes);
+  // A full quota costs the next visit a download, not this one its model.
+  if (cache) await remember(cache, url, bytes).catch(() => {});
+  return { next, fromCache: false };
 }
 
 const ops = {
   async load({ url }, id) {
     ready ??= init();
     await ready;
-    const t0 = performance.now();
-    const { bytes, fromCache } = await fetchBundle(url, (loaded, total) =>
+    const { next, fromCache } = await open(url, (loaded, total) =>
       self.postMessage({ id, progress: { loaded, total } }));
-    const t1 = performance.now();
+    // The model in use is replaced only once the new one has loaded: a bad bundle leaves it working.
     rec?.free();
-    rec = null;
-    rec = new Recommender(bytes);
-    const t2 = performance.now();
-    return { info: rec.info(), items: rec.items(), fromCache, fetchMs: t1 - t0, loadMs: t2 - t1 };
+    rec = next;
+    return { info: rec.info(), items: rec.items(), fromCache };
   },
   recommend({ session, k, tailWeight }) {
     if (!rec) throw new Error('no bundle loaded');

@@ -1,9 +1,11 @@
 // The demo page end to end, in headless Chromium: search and add movies, recommendations change
 // with the session and explain themselves, the session survives a reload and is gone after
-// "clear", the tail-exposure control raises the tail share, the model picker switches bundles,
-// markup in titles stays text, and after the bundle has loaded the page makes no request at all.
+// "clear", the tail-exposure control raises the tail share, the model picker switches bundles, a
+// broken bundle leaves the page working and is never cached, markup in titles stays text, and
+// after the bundle has loaded the page makes no request at all.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { ROOT, SITE, serve, launch, siteBundles } from './harness.mjs';
 
@@ -195,6 +197,61 @@ test('a second visit works with the server gone', async () => {
   await ctx.close();
 });
 
+
+test('a bundle that fails to load is not cached and leaves the model in use working', async () => {
+  // The site's manifest with one more entry: its first bundle cut in half, as a broken download is.
+  const bundles = siteBundles();
+  const whole = fs.readFileSync(bundles[0].path);
+  const truncated = whole.subarray(0, whole.length >> 1);
+  const manifest = { bundles: [...bundles.map(({ path: _, ...b }) => b),
+    { name: 'truncated', file: 'truncated.gguf', bytes: truncated.length, sha256: '0123456789abcdef' }] };
+  const own = await serve(SITE, {
+    '/bundles/manifest.json': ['application/json', JSON.stringify(manifest)],
+    '/bundles/truncated.gguf': ['application/octet-stream', truncated],
+  });
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  const ready = () => page.waitForSelector('#status[data-ready="true"]', { timeout: 60_000 });
+  const cachedPaths = () => page.evaluate(async () =>
+    (await (await caches.open('llm-esr-bundles-v1')).keys()).map((r) => new URL(r.url).pathname));
+  await page.goto(own.base + '/');
+  await ready();
+
+  await page.selectOption('#model', 'truncated');
+  await page.waitForSelector('#status.error', { timeout: 30_000 });
+  const said = await page.textContent('#status');
+  assert.match(said, new RegExp(`^Could not load truncated: .*bundle.* Still using ${bundles[0].name}\\.$`), said);
+  assert.equal(await page.inputValue('#model'), bundles[0].name, 'the picker shows the model in use');
+  assert.ok(await page.isEnabled('#model') && await page.isEnabled('#search'), 'the page stays usable');
+  await addFirst(page, 'star wars');
+  await recsFor(page, 1);
+  assert.equal((await recIds(page)).length, 10, 'the model in use still answers');
+  assert.deepEqual(await cachedPaths(), [`/bundles/${bundles[0].file}`], 'only the bundle that loaded is cached');
+
+  // Another model loads, and the error goes.
+  await page.selectOption('#model', bundles[1].name);
+  await page.waitForFunction((n) => document.querySelector('#status').dataset.bundle === n
+    && document.querySelector('#status').dataset.ready === 'true', bundles[1].name, { timeout: 30_000 });
+  assert.equal(await page.getAttribute('#status', 'class'), '');
+
+  // A damaged cached copy is dropped and downloaded afresh, not failed on at every visit.
+  await page.evaluate(async () => {
+    const cache = await caches.open('llm-esr-bundles-v1');
+    for (const req of await cache.keys()) await cache.put(req, new Response(new Uint8Array([71, 71, 85, 70, 3])));
+  });
+  await page.goto(own.base + '/');
+  await ready();
+  assert.match(await page.textContent('#status'), /^Ready: .*movies\.$/, 'downloaded again, not from the cache');
+  await page.reload();
+  await ready();
+  assert.match(await page.textContent('#status'), /from this browser's cache/, 'the fresh copy was cached');
+  await page.click('#clear');
+  assert.deepEqual(errors, []);
+  await ctx.close();
+  await own.close();
+});
 
 test('on a phone-sized screen nothing overflows, and every control has a name', async () => {
   const ctx = await browser.newContext({ viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true });
