@@ -180,10 +180,30 @@ async function offlineReady() {
   } catch { /* no offline support (e.g. an insecure origin); the page works online */ }
 }
 
+/** The site's list of bundles, checked: a site deployed without bundles, or with a damaged list,
+ *  says so instead of failing on a missing field. */
+async function readManifest() {
+  const url = './bundles/manifest.json';
+  const resp = await fetch(url);
+  if (!resp.ok) throw new Error(`${url}: HTTP ${resp.status}`);
+  let manifest;
+  try {
+    manifest = await resp.json();
+  } catch (e) {
+    throw new Error(`${url} is not JSON (${e.message})`);
+  }
+  const bundles = manifest?.bundles;
+  if (!Array.isArray(bundles) || bundles.length === 0) throw new Error(`${url} lists no bundles`);
+  const bad = bundles.find((b) => typeof b?.name !== 'string' || typeof b?.file !== 'string'
+    || !Number.isFinite(b?.bytes));
+  if (bad !== undefined) throw new Error(`${url}: an entry lacks name, file or bytes: ${JSON.stringify(bad)}`);
+  return manifest;
+}
+
 async function main() {
   try {
     await offlineReady();
-    const manifest = await (await fetch('./bundles/manifest.json')).json();
+    const manifest = await readManifest();
     const picker = $('model');
     for (const b of manifest.bundles) {
       const o = el('option', `${b.name} (${(b.bytes / 1e6).toFixed(1)} MB)`);

@@ -1,8 +1,8 @@
 // The demo page end to end, in headless Chromium: search and add movies, recommendations change
 // with the session and explain themselves, the session survives a reload and is gone after
 // "clear", the tail-exposure control raises the tail share, the model picker switches bundles, a
-// broken bundle leaves the page working and is never cached, markup in titles stays text, and
-// after the bundle has loaded the page makes no request at all.
+// broken bundle leaves the page working and is never cached, a broken bundle list is named, markup
+// in titles stays text, and after the bundle has loaded the page makes no request at all.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -251,6 +251,24 @@ test('a bundle that fails to load is not cached and leaves the model in use work
   assert.deepEqual(errors, []);
   await ctx.close();
   await own.close();
+});
+
+test('a site whose bundle list is missing or damaged says so', async () => {
+  const cases = [
+    ['{"bundles": ', /^Could not start: \.\/bundles\/manifest\.json is not JSON \(.+\)$/],
+    ['{"bundles": []}', /^Could not start: \.\/bundles\/manifest\.json lists no bundles$/],
+    ['{"bundles": [{"name": "x", "bytes": 1}]}', /^Could not start: .*an entry lacks name, file or bytes: \{"name":"x","bytes":1\}$/],
+  ];
+  for (const [body, said] of cases) {
+    const own = await serve(SITE, { '/bundles/manifest.json': ['application/json', body] });
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    await page.goto(own.base + '/');
+    await page.waitForSelector('#status.error', { timeout: 30_000 });
+    assert.match(await page.textContent('#status'), said, body);
+    await ctx.close();
+    await own.close();
+  }
 });
 
 test('on a phone-sized screen nothing overflows, and every control has a name', async () => {
