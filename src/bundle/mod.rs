@@ -34,15 +34,18 @@ fn bundle_err(msg: impl Into<String>) -> Error {
     Error::Bundle(msg.into())
 }
 
-fn checksum(manifest: &str, tensors: &[(&str, &[u8])]) -> u32 {
+/// CRC-32 over the manifest and each tensor's name, length and stored bytes, in the order given:
+/// the writer and the reader must walk the tensors in the same (name) order.
+fn checksum<S: AsRef<str>>(manifest: &str, names: &[S], tensors: &[QTensor]) -> Result<u32> {
     let mut h = crc32fast::Hasher::new();
     h.update(manifest.as_bytes());
-    for (name, data) in tensors {
-        h.update(name.as_bytes());
+    for (name, t) in names.iter().zip(tensors) {
+        let data = t.data()?;
+        h.update(name.as_ref().as_bytes());
         h.update(&(data.len() as u64).to_le_bytes());
-        h.update(data);
+        h.update(&data);
     }
-    h.finalize()
+    Ok(h.finalize())
 }
 
 /// Serialises a bundle with every tensor in f32.
@@ -89,18 +92,7 @@ pub fn write_with(
             dtype,
         )?);
     }
-    let data: Vec<std::borrow::Cow<'_, [u8]>> = q
-        .iter()
-        .map(|t| t.data())
-        .collect::<candle_core::Result<_>>()?;
-    let sum = checksum(
-        &json,
-        &names
-            .iter()
-            .zip(&data)
-            .map(|(n, d)| (n.as_str(), d.as_ref()))
-            .collect::<Vec<_>>(),
-    );
+    let sum = checksum(&json, &names, &q)?;
     let meta_values = [
         ("general.architecture", Value::String(ARCHITECTURE.into())),
         ("general.name", Value::String(manifest.name.clone())),
@@ -220,18 +212,7 @@ impl Bundle {
                 .map_err(|e| bundle_err(format!("tensor {name}: {e}")))?;
             qs.push(q);
         }
-        let data: Vec<std::borrow::Cow<'_, [u8]>> = qs
-            .iter()
-            .map(|t| t.data())
-            .collect::<candle_core::Result<_>>()?;
-        let sum = checksum(
-            &json,
-            &names
-                .iter()
-                .zip(&data)
-                .map(|(n, d)| (n.as_str(), d.as_ref()))
-                .collect::<Vec<_>>(),
-        );
+        let sum = checksum(&json, &names, &qs)?;
         if sum != expected_sum {
             return Err(bundle_err(format!(
                 "checksum mismatch (stored {expected_sum:08x}, computed {sum:08x}): the file is corrupt"

@@ -2,7 +2,7 @@
 //! optional `item_text.tsv` (`item<TAB>title`), so the paper's own Yelp/Fashion/Beauty files can be used.
 
 use super::raw::{ItemMeta, RawData, RawInteraction};
-use super::text::{decode, lines};
+use super::text::{lines, parse_file, parse_optional_file};
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::path::Path;
@@ -63,27 +63,13 @@ pub fn parse_item_text(text: &str, path: &str) -> Result<HashMap<String, ItemMet
 
 /// Loads `dir/inter.txt` and, when present, `dir/item_text.tsv`.
 pub fn load(dir: &Path) -> Result<RawData> {
-    let read = |name: &str| -> Result<(Vec<u8>, String)> {
-        let p = dir.join(name);
-        let bytes = std::fs::read(&p).map_err(|e| Error::io(&p, e))?;
-        Ok((bytes, p.display().to_string()))
-    };
-    let (bytes, p) = read("inter.txt")?;
-    let interactions = parse_inter(decode(&bytes, &p)?, &p)?;
-    let items = if dir.join("item_text.tsv").is_file() {
-        let (bytes, p) = read("item_text.tsv")?;
-        parse_item_text(decode(&bytes, &p)?, &p)?
-    } else {
-        HashMap::new()
-    };
-    let name = dir
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
     Ok(RawData {
-        name,
-        interactions,
-        items,
+        name: dir
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        interactions: parse_file(&dir.join("inter.txt"), parse_inter)?,
+        items: parse_optional_file(&dir.join("item_text.tsv"), parse_item_text)?,
     })
 }
 

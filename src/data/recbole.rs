@@ -1,7 +1,7 @@
 //! Reader for RecBole atomic files (`.inter`, `.item`): tab-separated, a `name:type` header, optional CRLF.
 
 use super::raw::{ItemMeta, RawData, RawInteraction};
-use super::text::{decode, lines};
+use super::text::{lines, parse_file, parse_optional_file};
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::path::Path;
@@ -134,25 +134,13 @@ pub fn parse_item(text: &str, path: &str) -> Result<HashMap<String, ItemMeta>> {
 
 /// Loads `<name>.inter` and, when present beside it, `<name>.item`.
 pub fn load(inter_path: &Path) -> Result<RawData> {
-    let p = inter_path.display().to_string();
-    let bytes = std::fs::read(inter_path).map_err(|e| Error::io(inter_path, e))?;
-    let interactions = parse_inter(decode(&bytes, &p)?, &p)?;
-    let item_path = inter_path.with_extension("item");
-    let items = if item_path.is_file() {
-        let ip = item_path.display().to_string();
-        let bytes = std::fs::read(&item_path).map_err(|e| Error::io(&item_path, e))?;
-        parse_item(decode(&bytes, &ip)?, &ip)?
-    } else {
-        HashMap::new()
-    };
-    let name = inter_path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
     Ok(RawData {
-        name,
-        interactions,
-        items,
+        name: inter_path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        interactions: parse_file(inter_path, parse_inter)?,
+        items: parse_optional_file(&inter_path.with_extension("item"), parse_item)?,
     })
 }
 
@@ -200,13 +188,6 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("empty file"));
-    }
-
-    #[test]
-    fn bad_utf8_reports_its_line() {
-        let bytes = b"a\nb\n\xff\n";
-        let err = decode(bytes, "u.inter").unwrap_err().to_string();
-        assert_eq!(err, "u.inter:3: invalid UTF-8");
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! UTF-8 decoding that reports the line of the first bad byte.
+//! Reading data files as UTF-8 text, naming the file and the line of the first bad byte in errors.
 
 use crate::{Error, Result};
+use std::path::Path;
 
 pub(crate) fn decode<'a>(bytes: &'a [u8], path: &str) -> Result<&'a str> {
     std::str::from_utf8(bytes).map_err(|e| {
@@ -17,9 +18,62 @@ pub(crate) fn decode<'a>(bytes: &'a [u8], path: &str) -> Result<&'a str> {
     })
 }
 
+/// Reads `path` as UTF-8 and hands the text, with the path as errors should show it, to `parse`.
+pub(crate) fn parse_file<T>(path: &Path, parse: fn(&str, &str) -> Result<T>) -> Result<T> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse(decode(&bytes, &shown)?, &shown)
+}
+
+/// [`parse_file`] for a file that may be left out (item metadata): absent reads as empty.
+pub(crate) fn parse_optional_file<T: Default>(
+    path: &Path,
+    parse: fn(&str, &str) -> Result<T>,
+) -> Result<T> {
+    if path.is_file() {
+        parse_file(path, parse)
+    } else {
+        Ok(T::default())
+    }
+}
+
 /// Lines without their `\r\n`/`\n` ending, numbered from 1.
 pub(crate) fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
     text.split('\n')
         .enumerate()
         .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_utf8_reports_its_line() {
+        let bytes = b"a\nb\n\xff\n";
+        let err = decode(bytes, "u.inter").unwrap_err().to_string();
+        assert_eq!(err, "u.inter:3: invalid UTF-8");
+    }
+
+    fn count_lines(text: &str, _path: &str) -> Result<usize> {
+        Ok(lines(text).count())
+    }
+
+    #[test]
+    fn files_are_read_decoded_and_named_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.txt");
+        std::fs::write(&good, "a\r\nb\n").unwrap();
+        assert_eq!(parse_file(&good, count_lines).unwrap(), 3);
+        let bad = dir.path().join("bad.txt");
+        std::fs::write(&bad, b"a\n\xfe").unwrap();
+        let err = parse_file(&bad, count_lines).unwrap_err().to_string();
+        assert!(err.contains("bad.txt:2: invalid UTF-8"), "{err}");
+        let missing = dir.path().join("missing.txt");
+        let err = parse_file(&missing, count_lines).unwrap_err().to_string();
+        assert!(err.contains("missing.txt"), "{err}");
+        // Left out is empty; present but unreadable is still an error.
+        assert_eq!(parse_optional_file(&missing, count_lines).unwrap(), 0);
+        assert!(parse_optional_file(&bad, count_lines).is_err());
+    }
 }
