@@ -48,9 +48,19 @@ function matches() {
   return items.filter((it) => it.folded.includes(q) && !session.includes(it.id)).slice(0, 15);
 }
 
+// Adding or removing re-renders the lists and takes the pressed button away: focus moves on to where
+// the keyboard user goes next, not back to the top of the page.
 function add(id) {
   session.push(id);
   update();
+  $('search').focus();
+}
+
+function removeAt(i) {
+  session.splice(i, 1);
+  update();
+  const left = $('session').querySelectorAll('button');
+  (left[Math.min(i, left.length - 1)] ?? $('search')).focus();
 }
 
 function renderMatches() {
@@ -75,7 +85,7 @@ function renderSession() {
     const b = el('button', 'Remove');
     b.type = 'button';
     b.setAttribute('aria-label', `Remove ${items[id - 1].title}`);
-    b.addEventListener('click', () => { session.splice(i, 1); update(); });
+    b.addEventListener('click', () => removeAt(i));
     li.append(el('span', items[id - 1].title), ' ', b);
     list.append(li);
   });
@@ -222,7 +232,7 @@ async function main() {
       const first = matches()[0];
       if (first) { e.preventDefault(); add(first.id); }
     });
-    $('clear').addEventListener('click', () => { session.length = 0; shown.clear(); update(); });
+    $('clear').addEventListener('click', () => { session.length = 0; shown.clear(); update(); $('search').focus(); });
     $('tail').addEventListener('input', () => {
       $('tail-value').textContent = $('tail').value;
       renderRecs();

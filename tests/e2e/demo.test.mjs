@@ -1,8 +1,9 @@
 // The demo page end to end, in headless Chromium: search and add movies, recommendations change
 // with the session and explain themselves, the session survives a reload and is gone after
 // "clear", the tail-exposure control raises the tail share, the model picker switches bundles, a
-// broken bundle leaves the page working and is never cached, a broken bundle list is named, markup
-// in titles stays text, and after the bundle has loaded the page makes no request at all.
+// broken bundle leaves the page working and is never cached, a broken bundle list is named, focus
+// follows the keyboard user, markup in titles stays text, and after the bundle has loaded the page
+// makes no request at all.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -197,6 +198,40 @@ test('a second visit works with the server gone', async () => {
   await ctx.close();
 });
 
+
+test('the keyboard keeps its place when movies are added, removed and cleared', async () => {
+  const { page } = await open('/');
+  await page.click('#clear').catch(() => {});
+  const focused = () => page.evaluate(() => document.activeElement.id || document.activeElement.getAttribute('aria-label'));
+  const titles = [];
+  for (const q of ['star wars', 'fargo', 'toy story']) {
+    await page.fill('#search', q);
+    const first = page.locator('#matches button').first();
+    await first.waitFor();
+    titles.push((await first.getAttribute('aria-label')).replace(/^Add /, ''));
+    await first.focus();
+    await page.keyboard.press('Enter');
+    assert.equal(await focused(), 'search', 'after adding, the search box');
+  }
+  await recsFor(page, 3);
+  // Removing the middle movie leaves focus on the Remove button now in its place.
+  await page.locator('#session li button').nth(1).focus();
+  await page.keyboard.press('Enter');
+  assert.deepEqual(await page.locator('#session li span').allTextContents(), [titles[0], titles[2]]);
+  assert.equal(await focused(), `Remove ${titles[2]}`);
+  // Removing the last row moves up a row; removing the only one goes back to the search box.
+  await page.keyboard.press('Enter');
+  assert.equal(await focused(), `Remove ${titles[0]}`);
+  await page.keyboard.press('Enter');
+  assert.equal(await page.locator('#session li').count(), 0);
+  assert.equal(await focused(), 'search');
+  await addFirst(page, 'fargo');
+  await page.locator('#clear').focus();
+  await page.keyboard.press('Enter');
+  assert.equal(await page.locator('#session li').count(), 0);
+  assert.equal(await focused(), 'search', 'after clearing, the search box');
+  await page.close();
+});
 
 test('a bundle that fails to load is not cached and leaves the model in use working', async () => {
   // The site's manifest with one more entry: its first bundle cut in half, as a broken download is.
