@@ -119,7 +119,12 @@ async function renderRecs() {
     li.dataset.id = r.id;
     li.dataset.tail = r.tail;
     const because = r.because ? el('span', `because you added ${items[r.because - 1].title}`, 'because') : '';
-    li.append(el('span', r.title, 'title'), el('span', r.score.toFixed(3), 'score'),
+    // Seen it already: one press puts it in the session, as the search would.
+    const b = el('button', 'Add', 'add');
+    b.type = 'button';
+    b.setAttribute('aria-label', `Add ${r.title}`);
+    b.addEventListener('click', () => add(r.id));
+    li.append(b, ' ', el('span', r.title, 'title'), el('span', r.score.toFixed(3), 'score'),
       el('span', r.tail ? 'tail' : 'head', `badge ${r.tail ? 'tail' : 'head'}`), because);
     shown.add(r.id);
     return li;

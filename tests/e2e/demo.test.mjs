@@ -1,9 +1,9 @@
 // The demo page end to end, in headless Chromium: search and add movies, recommendations change
-// with the session and explain themselves, the session survives a reload and is gone after
-// "clear", the tail-exposure control raises the tail share, the model picker switches bundles, a
-// broken bundle leaves the page working and is never cached, a broken bundle list is named, focus
-// follows the keyboard user, markup in titles stays text, and after the bundle has loaded the page
-// makes no request at all.
+// with the session, explain themselves and can be added to it, the session survives a reload and is
+// gone after "clear", the tail-exposure control raises the tail share, the model picker switches
+// bundles, a broken bundle leaves the page working and is never cached, a broken bundle list is
+// named, focus follows the keyboard user, markup in titles stays text, and after the bundle has
+// loaded the page makes no request at all.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -79,6 +79,14 @@ test('pick movies, get explained recommendations, no request after load', async 
   assert.equal(because.length, 10);
   assert.ok(because.every((b) => sessionTitles.some((t) => b === `because you added ${t}`)), because.join('|'));
   assert.match(await page.textContent('#latency'), /\d ms/);
+  // A recommendation goes into the session with one press, and leaves the list.
+  const top = await page.locator('#recs li .title').first().textContent();
+  await page.locator('#recs li button').first().click();
+  await recsFor(page, 3);
+  assert.deepEqual(await page.locator('#session li span').allTextContents(), [...sessionTitles, top]);
+  assert.ok(!(await page.locator('#recs li .title').allTextContents()).includes(top));
+  await page.locator('#session li button').last().click();
+  await recsFor(page, 2);
   assert.match(await page.textContent('#exposure'), /Tail items in this list: \d+ of 10/);
   // The README's screenshot.
   await page.fill('#search', '');
