@@ -40,7 +40,7 @@ async function remember(cache, url, bytes) {
 /** A recommender for the bundle at `url`, from the Cache API when it holds a copy that loads, else
  *  from the network. Only a bundle that loaded is cached: a truncated or corrupt download must not
  *  come back on every later visit, and a damaged cached copy is dropped and downloaded afresh. */
-async function open(url, report) {
+async function openBundle(url, report) {
   const cache = 'caches' in self ? await caches.open(CACHE) : null;
   const hit = cache ? await cache.match(url) : undefined;
   if (hit) {
@@ -65,7 +65,7 @@ const ops = {
   async load({ url }, id) {
     ready ??= init();
     await ready;
-    const { next, fromCache } = await open(url, (loaded, total) =>
+    const { next, fromCache } = await openBundle(url, (loaded, total) =>
       self.postMessage({ id, progress: { loaded, total } }));
     // The model in use is replaced only once the new one has loaded: a bad bundle leaves it working.
     rec?.free();
