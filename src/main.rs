@@ -91,7 +91,7 @@ enum Command {
         #[arg(long)]
         include_session: bool,
         /// Re-rank toward less-popular items (0 = the model's ranking; see `llmesr exposure`).
-        #[arg(long, default_value_t = 0.0)]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 0.0)]
         tail_weight: f32,
         #[arg(long)]
         json: bool,
@@ -133,7 +133,12 @@ enum Command {
         /// The dataset folder the bundle's model was trained on.
         #[arg(long)]
         data: PathBuf,
-        #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,1")]
+        #[arg(
+            long,
+            allow_negative_numbers = true,
+            value_delimiter = ',',
+            default_value = "0,0.25,0.5,1"
+        )]
         weights: Vec<f32>,
     },
     /// Rank with each view of a dual-view bundle alone and with both, on the test split (full
@@ -206,7 +211,7 @@ enum Command {
         epochs: Vec<usize>,
         /// Compare at equal training loss instead: for each loss, comma-separated, the validation
         /// NDCG@10 at the first epoch whose mean training loss fell to it.
-        #[arg(long, value_delimiter = ',')]
+        #[arg(long, allow_negative_numbers = true, value_delimiter = ',')]
         at_loss: Vec<f64>,
     },
     /// Print the rows of a quality report (reports/quality.json) as Markdown tables.
@@ -300,10 +305,10 @@ struct DataArgs {
     #[arg(long, default_value_t = 3)]
     min_item: usize,
     /// Share of users (shortest histories) that are tail users.
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.8)]
     tail_user_share: f64,
     /// Share of items (least popular) that are tail items.
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.8)]
     tail_item_share: f64,
     /// Absolute tail-user threshold (the paper's ts_user); overrides the share.
     #[arg(long)]
@@ -340,7 +345,7 @@ struct TrainArgs {
     patience: usize,
     #[arg(long, default_value_t = 128)]
     batch_size: usize,
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1e-3)]
     lr: f64,
     #[arg(long, value_enum, default_value = "sasrec")]
     backbone: BackboneArg,
@@ -356,10 +361,10 @@ struct TrainArgs {
     layers: Option<usize>,
     #[arg(long, default_value_t = 1)]
     heads: usize,
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.5)]
     dropout: f32,
     /// LLM-ESR: weight of the self-distillation loss (0 = the "w/o SD" ablation).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.1)]
     distill_weight: f64,
     /// LLM-ESR: similar users per teacher.
     #[arg(long, default_value_t = 10)]
@@ -389,7 +394,7 @@ struct TrainArgs {
     #[arg(long, default_value_t = 2)]
     cross_heads: usize,
     /// BERT4Rec: share of positions masked in the random-masking samples.
-    #[arg(long, default_value_t = 0.6)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.6)]
     mask_prob: f64,
     /// Batch users of similar history length together (faster with corrected mode's padding
     /// trimming; the reference draws batches uniformly).

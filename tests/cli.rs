@@ -37,6 +37,13 @@ fn bad_settings_are_refused_before_the_data_is_read() {
         ("--epochs", "0", "epochs must be at least 1"),
         ("--max-len", "0", "max_len must be in"),
         ("--dropout", "1.5", "dropout must be in [0, 1)"),
+        ("--dropout", "-0.5", "dropout must be in [0, 1)"),
+        ("--lr", "-1", "lr must be a positive number"),
+        (
+            "--distill-weight",
+            "-0.1",
+            "distill weight must be a non-negative number",
+        ),
         ("--batch-size", "0", "batch sizes must be at least 1"),
         ("--heads", "3", "multiple of heads"),
         ("--patience", "0", "patience must be at least 1"),
@@ -196,7 +203,9 @@ fn quantization_and_serving_flags_are_checked() {
             b,
             "--session",
             "1",
-            "--tail-weight=-1",
+            // A negative number is a value for the flag, not a flag of its own.
+            "--tail-weight",
+            "-1",
         ],
         "tail weight must be a finite number of at least 0",
     );
