@@ -219,6 +219,9 @@ async function main() {
   try {
     await offlineReady();
     const manifest = await readManifest();
+    const dir = new URL('./bundles/', location.href).href;
+    client.prune(dir, manifest.bundles.map((b) => new URL(b.file, dir).href))
+      .catch(() => { /* a sweep that fails only leaves old copies behind */ });
     const picker = $('model');
     for (const b of manifest.bundles) {
       const o = el('option', `${b.name} (${(b.bytes / 1e6).toFixed(1)} MB)`);

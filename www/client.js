@@ -30,6 +30,10 @@ export class RecommenderClient {
    *  leaves the one loaded before in use. */
   load(url, onProgress) { return this.call('load', { url: new URL(url, location.href).href }, onProgress); }
 
+  /** Drops cached bundles under `dir` that `keep` (absolute URLs, no query) does not list; resolves
+   *  to how many were dropped. */
+  prune(dir, keep) { return this.call('prune', { dir, keep }); }
+
   /** `{recs, ms}` for a session of item ids, oldest first; `tailWeight` > 0 favours the tail. */
   recommend(session, k = 10, tailWeight = 0) { return this.call('recommend', { session, k, tailWeight }); }
 }

@@ -72,6 +72,24 @@ const ops = {
     rec = next;
     return { info: rec.info(), items: rec.items(), fromCache };
   },
+  /** Drops cached bundles of this site that its manifest no longer lists (`keep`: their URLs
+   *  without the version query), so a redeploy that renames bundles does not leave the old ones
+   *  filling the visitor's storage. Other sites on the origin keep theirs: only `dir` is swept. */
+  async prune({ dir, keep }) {
+    if (!('caches' in self)) return 0;
+    const cache = await caches.open(CACHE);
+    const wanted = new Set(keep);
+    let dropped = 0;
+    for (const req of await cache.keys()) {
+      const u = new URL(req.url);
+      const bare = u.origin + u.pathname;
+      if (bare.startsWith(dir) && !wanted.has(bare)) {
+        await cache.delete(req);
+        dropped += 1;
+      }
+    }
+    return dropped;
+  },
   recommend({ session, k, tailWeight }) {
     if (!rec) throw new Error('no bundle loaded');
     const recs = rec.recommend(session, k, false, tailWeight ?? 0);

@@ -1,9 +1,10 @@
 // The demo page end to end, in headless Chromium: search and add movies, recommendations change
 // with the session, explain themselves and can be added to it, the session survives a reload and is
 // gone after "clear", the tail-exposure control raises the tail share, the model picker switches
-// bundles, a broken bundle leaves the page working and is never cached, a broken bundle list is
-// named, focus follows the keyboard user, markup in titles stays text, and after the bundle has
-// loaded the page makes no request at all.
+// bundles, a broken bundle leaves the page working and is never cached, bundles dropped from the
+// manifest are dropped from the cache, a broken bundle list is named, focus follows the keyboard
+// user, markup in titles stays text, and after the bundle has loaded the page makes no request at
+// all.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -294,6 +295,30 @@ test('a bundle that fails to load is not cached and leaves the model in use work
   assert.deepEqual(errors, []);
   await ctx.close();
   await own.close();
+});
+
+test('bundles the manifest no longer lists are dropped from the cache, other sites\' kept', async () => {
+  const ctx = await browser.newContext();
+  const page = await ctx.newPage();
+  const ready = () => page.waitForSelector('#status[data-ready="true"]', { timeout: 60_000 });
+  const cached = () => page.evaluate(async () =>
+    (await (await caches.open('llm-esr-bundles-v1')).keys()).map((r) => new URL(r.url).pathname).sort());
+  await page.goto(server.base + '/');
+  await ready();
+  const current = `/bundles/${siteBundles()[0].file}`;
+  assert.deepEqual(await cached(), [current]);
+  await page.evaluate(async () => {
+    const cache = await caches.open('llm-esr-bundles-v1');
+    for (const p of ['/bundles/renamed-since.gguf?v=1', '/another-site/bundles/theirs.gguf?v=1']) {
+      await cache.put(new URL(p, location.href).href, new Response(new Uint8Array([1])));
+    }
+  });
+  await page.reload();
+  await ready();
+  await page.waitForFunction(async () => !(await (await caches.open('llm-esr-bundles-v1')).keys())
+    .some((r) => r.url.includes('renamed-since')), null, { timeout: 10_000 });
+  assert.deepEqual(await cached(), ['/another-site/bundles/theirs.gguf', current]);
+  await ctx.close();
 });
 
 test('a site whose bundle list is missing or damaged says so', async () => {
