@@ -51,6 +51,8 @@ function matches() {
 // Adding or removing re-renders the lists and takes the pressed button away: focus moves on to where
 // the keyboard user goes next, not back to the top of the page.
 function add(id) {
+  // A double press, or a row drawn for a list that has since changed, must not add it twice.
+  if (!items[id - 1] || session.includes(id)) return;
   session.push(id);
   update();
   $('search').focus();
@@ -145,43 +147,53 @@ function update() {
   renderRecs();
 }
 
+// Where the site's bundles live; one URL per manifest entry, shared by loading and the cache sweep.
+const bundlesDir = new URL('./bundles/', location.href).href;
+const bundleHref = (entry) => new URL(entry.file, bundlesDir).href;
+
+/** While a bundle loads, nothing that changes the session or asks for recommendations can be used:
+ *  an answer must never mix one model's ids with another's titles. */
+function busy(on) {
+  status.dataset.ready = String(!on && current !== null);
+  $('model').disabled = on;
+  $('search').disabled = on || current === null;
+  document.querySelector('main').inert = on || current === null;
+}
+
 /** Switches to the bundle of manifest `entry`. One that fails to load leaves the model in use
  *  (the worker keeps it) and the page working, with the reason in the status line. */
 async function load(entry) {
-  status.dataset.ready = 'false';
   status.className = '';
-  $('search').disabled = true;
-  $('model').disabled = true;
+  busy(true);
   let loaded;
   try {
     // The digest in the URL keys the Cache API entry: a rebuilt bundle is a new entry.
-    loaded = await client.load(`./bundles/${entry.file}?v=${entry.sha256 ?? entry.bytes}`, ({ loaded, total }) => {
+    loaded = await client.load(`${bundleHref(entry)}?v=${entry.sha256 ?? entry.bytes}`, ({ loaded, total }) => {
       status.textContent = total
         ? `Loading ${entry.name}: ${Math.round((100 * loaded) / total)}% of ${(total / 1e6).toFixed(1)} MB`
         : `Loading ${entry.name}: ${(loaded / 1e6).toFixed(1)} MB`;
     });
   } catch (e) {
-    status.textContent = `Could not load ${entry.name}: ${e.message}` +
+    status.textContent = `Could not load ${entry.name} (${e.message}).` +
       (current ? ` Still using ${current.name}.` : ' Pick another model.');
     status.className = 'error';
-    status.dataset.ready = String(current !== null);
     $('model').value = current?.name ?? entry.name;
-    $('model').disabled = false;
-    $('search').disabled = current === null;
+    busy(false);
     return;
   }
+  const switched = current !== entry;
   current = entry;
   items = loaded.items.map((it) => ({ ...it, folded: fold(it.title) }));
   dataset = loaded.info.dataset;
   shown.clear();
+  // The last model's list goes at once: its ids need not name the same movies in this catalogue.
+  if (switched) $('recs').replaceChildren();
   restore();
   const how = `${loaded.info.model.backbone} ${loaded.info.model.semantic ? 'LLM-ESR' : 'base'}, ${loaded.info.tables} tables`;
   status.textContent = `Ready: ${entry.name} (${how}), ${items.length} movies` +
     `${loaded.fromCache ? ', from this browser\'s cache' : ''}.`;
-  status.dataset.ready = 'true';
   status.dataset.bundle = entry.name;
-  $('search').disabled = false;
-  $('model').disabled = false;
+  busy(false);
   update();
 }
 
@@ -212,6 +224,9 @@ async function readManifest() {
   const bad = bundles.find((b) => typeof b?.name !== 'string' || typeof b?.file !== 'string'
     || !Number.isFinite(b?.bytes));
   if (bad !== undefined) throw new Error(`${url}: an entry lacks name, file or bytes: ${JSON.stringify(bad)}`);
+  // A bundle is a file beside the manifest: no path, query, fragment or scheme to resolve elsewhere.
+  const away = bundles.find((b) => !/^[^/\\?#:]+$/.test(b.file));
+  if (away !== undefined) throw new Error(`${url}: "${away.file}" is not a plain file name`);
   return manifest;
 }
 
@@ -219,8 +234,7 @@ async function main() {
   try {
     await offlineReady();
     const manifest = await readManifest();
-    const dir = new URL('./bundles/', location.href).href;
-    client.prune(dir, manifest.bundles.map((b) => new URL(b.file, dir).href))
+    client.prune(bundlesDir, manifest.bundles.map(bundleHref))
       .catch(() => { /* a sweep that fails only leaves old copies behind */ });
     const picker = $('model');
     for (const b of manifest.bundles) {
@@ -231,8 +245,15 @@ async function main() {
     const wanted = new URLSearchParams(location.search).get('bundle');
     const first = manifest.bundles.find((b) => b.name === wanted) ?? manifest.bundles[0];
     picker.value = first.name;
-    picker.addEventListener('change', () => {
-      load(manifest.bundles.find((b) => b.name === picker.value));
+    picker.addEventListener('change', async () => {
+      try {
+        await load(manifest.bundles.find((b) => b.name === picker.value));
+      } catch (e) {
+        status.textContent = `Error: ${e.message}`;
+        status.className = 'error';
+        busy(false);
+      }
+      picker.focus();
     });
     $('search').addEventListener('input', renderMatches);
     $('search').addEventListener('keydown', (e) => {

@@ -67,10 +67,18 @@ const ops = {
     await ready;
     const { next, fromCache } = await openBundle(url, (loaded, total) =>
       self.postMessage({ id, progress: { loaded, total } }));
-    // The model in use is replaced only once the new one has loaded: a bad bundle leaves it working.
+    // The model in use is replaced only once the new one has loaded and described itself: a bad
+    // bundle leaves it working.
+    let answer;
+    try {
+      answer = { info: next.info(), items: next.items(), fromCache };
+    } catch (e) {
+      next.free();
+      throw e;
+    }
     rec?.free();
     rec = next;
-    return { info: rec.info(), items: rec.items(), fromCache };
+    return answer;
   },
   /** Drops cached bundles of this site that its manifest no longer lists (`keep`: their URLs
    *  without the version query), so a redeploy that renames bundles does not leave the old ones

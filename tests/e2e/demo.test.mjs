@@ -47,6 +47,11 @@ const recsFor = (page, n, w = '0') => page.waitForFunction(([n, w]) => {
 
 const recIds = (page) => page.locator('#recs li[data-id]').evaluateAll((ls) => ls.map((l) => l.dataset.id));
 
+/** Empties a session left by an earlier test (the button is disabled when there is none). */
+async function clearIfAny(page) {
+  if (await page.isEnabled('#clear')) await page.click('#clear');
+}
+
 async function addFirst(page, query) {
   await page.fill('#search', query);
   const first = page.locator('#matches button').first();
@@ -82,7 +87,8 @@ test('pick movies, get explained recommendations, no request after load', async 
   assert.match(await page.textContent('#latency'), /\d ms/);
   // A recommendation goes into the session with one press, and leaves the list.
   const top = await page.locator('#recs li .title').first().textContent();
-  await page.locator('#recs li button').first().click();
+  // Pressed twice before the list is redrawn: added once.
+  await page.locator('#recs li button').first().evaluate((b) => { b.click(); b.click(); });
   await recsFor(page, 3);
   assert.deepEqual(await page.locator('#session li span').allTextContents(), [...sessionTitles, top]);
   assert.ok(!(await page.locator('#recs li .title').allTextContents()).includes(top));
@@ -110,7 +116,7 @@ test('pick movies, get explained recommendations, no request after load', async 
 
 test('the session survives a reload, comes from the cache, and "clear" removes it', async () => {
   const { page, log } = await open('/');
-  await page.click('#clear').catch(() => {});
+  await clearIfAny(page);
   await addFirst(page, 'star wars');
   await addFirst(page, 'fargo');
   await recsFor(page, 2);
@@ -137,7 +143,7 @@ test('the session survives a reload, comes from the cache, and "clear" removes i
 
 test('the tail-exposure control raises the tail share of the list', async () => {
   const { page } = await open('/');
-  await page.click('#clear').catch(() => {});
+  await clearIfAny(page);
   for (const q of ['star wars', 'fargo', 'toy story']) await addFirst(page, q);
   await recsFor(page, 3);
   const tailCount = () => page.locator('#recs li[data-tail="true"]').count();
@@ -160,6 +166,7 @@ test('the model picker switches bundles', async () => {
     && document.querySelector('#status').dataset.ready === 'true', other, { timeout: 30_000 })
     .catch(async (e) => { throw new Error(`${e.message}; status: ${await page.textContent('#status')}`); });
   assert.match(await page.textContent('#status'), /LLM-ESR/);
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'model', 'focus back on the picker');
   await addFirst(page, 'star wars');
   await recsFor(page, 1);
   assert.equal((await recIds(page)).length, 10);
@@ -210,7 +217,7 @@ test('a second visit works with the server gone', async () => {
 
 test('the keyboard keeps its place when movies are added, removed and cleared', async () => {
   const { page } = await open('/');
-  await page.click('#clear').catch(() => {});
+  await clearIfAny(page);
   const focused = () => page.evaluate(() => document.activeElement.id || document.activeElement.getAttribute('aria-label'));
   const titles = [];
   for (const q of ['star wars', 'fargo', 'toy story']) {
@@ -266,7 +273,9 @@ test('a bundle that fails to load is not cached and leaves the model in use work
   await page.selectOption('#model', 'truncated');
   await page.waitForSelector('#status.error', { timeout: 30_000 });
   const said = await page.textContent('#status');
-  assert.match(said, new RegExp(`^Could not load truncated: .*bundle.* Still using ${bundles[0].name}\\.$`), said);
+  const escaped = bundles[0].name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  // The bundle's own check refused it (not the network): the reason starts with "bundle:".
+  assert.match(said, new RegExp(`^Could not load truncated \\(bundle: .+\\)\\. Still using ${escaped}\\.$`), said);
   assert.equal(await page.inputValue('#model'), bundles[0].name, 'the picker shows the model in use');
   assert.ok(await page.isEnabled('#model') && await page.isEnabled('#search'), 'the page stays usable');
   await addFirst(page, 'star wars');
@@ -309,7 +318,8 @@ test('bundles the manifest no longer lists are dropped from the cache, other sit
   assert.deepEqual(await cached(), [current]);
   await page.evaluate(async () => {
     const cache = await caches.open('llm-esr-bundles-v1');
-    for (const p of ['/bundles/renamed-since.gguf?v=1', '/another-site/bundles/theirs.gguf?v=1']) {
+    for (const p of ['/bundles/renamed-since.gguf?v=1', '/another-site/bundles/theirs.gguf?v=1',
+      '/bundles-old/theirs.gguf?v=1']) {
       await cache.put(new URL(p, location.href).href, new Response(new Uint8Array([1])));
     }
   });
@@ -317,7 +327,7 @@ test('bundles the manifest no longer lists are dropped from the cache, other sit
   await ready();
   await page.waitForFunction(async () => !(await (await caches.open('llm-esr-bundles-v1')).keys())
     .some((r) => r.url.includes('renamed-since')), null, { timeout: 10_000 });
-  assert.deepEqual(await cached(), ['/another-site/bundles/theirs.gguf', current]);
+  assert.deepEqual(await cached(), ['/another-site/bundles/theirs.gguf', '/bundles-old/theirs.gguf', current]);
   await ctx.close();
 });
 
@@ -326,9 +336,11 @@ test('a site whose bundle list is missing or damaged says so', async () => {
     ['{"bundles": ', /^Could not start: \.\/bundles\/manifest\.json is not JSON \(.+\)$/],
     ['{"bundles": []}', /^Could not start: \.\/bundles\/manifest\.json lists no bundles$/],
     ['{"bundles": [{"name": "x", "bytes": 1}]}', /^Could not start: .*an entry lacks name, file or bytes: \{"name":"x","bytes":1\}$/],
+    ['{"bundles": [{"name": "x", "file": "../x.gguf", "bytes": 1}]}', /^Could not start: .*"\.\.\/x\.gguf" is not a plain file name$/],
+    ['not found', /^Could not start: \.\/bundles\/manifest\.json: HTTP 404$/, 404],
   ];
-  for (const [body, said] of cases) {
-    const own = await serve(SITE, { '/bundles/manifest.json': ['application/json', body] });
+  for (const [body, said, code] of cases) {
+    const own = await serve(SITE, { '/bundles/manifest.json': ['application/json', body, code] });
     const ctx = await browser.newContext();
     const page = await ctx.newPage();
     await page.goto(own.base + '/');

@@ -16,7 +16,7 @@ const TYPES = {
   '.gguf': 'application/octet-stream', '.png': 'image/png', '.svg': 'image/svg+xml',
 };
 
-/** Serves `dir` on 127.0.0.1 at a free port; `extra` maps URL paths to [type, body]; `headers`
+/** Serves `dir` on 127.0.0.1 at a free port; `extra` maps URL paths to [type, body, status?]; `headers`
  *  are sent with every file (the benchmark asks for cross-origin isolation: finer timers). */
 export async function serve(dir, extra = {}, headers = {}) {
   const requests = [];
@@ -24,8 +24,8 @@ export async function serve(dir, extra = {}, headers = {}) {
     const url = new URL(req.url, 'http://x');
     requests.push(url.pathname);
     if (extra[url.pathname]) {
-      const [type, body] = extra[url.pathname];
-      res.writeHead(200, { 'content-type': type });
+      const [type, body, code = 200] = extra[url.pathname];
+      res.writeHead(code, { 'content-type': type });
       res.end(body);
       return;
     }
