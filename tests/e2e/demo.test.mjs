@@ -24,6 +24,13 @@ after(async () => {
   await server?.close();
 });
 
+/** Waits until the page has a bundle loaded and answers. */
+const ready = (page) => page.waitForSelector('#status[data-ready="true"]', { timeout: 60_000 });
+
+/** The paths of the bundles in the worker's Cache API, sorted. */
+const cachedPaths = (page) => page.evaluate(async () =>
+  (await (await caches.open('llm-esr-bundles-v1')).keys()).map((r) => new URL(r.url).pathname).sort());
+
 /** A page that records every request and error. */
 async function open(url) {
   const page = await context.newPage();
@@ -33,7 +40,7 @@ async function open(url) {
   // Worker requests (the wasm, the bundle) show up here too, through the context.
   context.on('request', (r) => log.requests.push(r.url()));
   await page.goto(server.base + url);
-  await page.waitForSelector('#status[data-ready="true"]', { timeout: 60_000 });
+  await ready(page);
   return { page, log };
 }
 
@@ -125,7 +132,7 @@ test('the session survives a reload, comes from the cache, and "clear" removes i
   const fetched = bundleGets();
 
   await page.reload();
-  await page.waitForSelector('#status[data-ready="true"]', { timeout: 60_000 });
+  await ready(page);
   assert.deepEqual(await page.locator('#session li span').allTextContents(), titles, 'session restored');
   await recsFor(page, 2);
   assert.match(await page.textContent('#status'), /cache/);
@@ -136,7 +143,7 @@ test('the session survives a reload, comes from the cache, and "clear" removes i
   assert.equal(await page.locator('#session li').count(), 0);
   assert.equal(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('llm-esr:')).length), 0);
   await page.reload();
-  await page.waitForSelector('#status[data-ready="true"]', { timeout: 60_000 });
+  await ready(page);
   assert.equal(await page.locator('#session li').count(), 0, 'nothing comes back after clearing');
   await page.close();
 });
@@ -200,11 +207,11 @@ test('a second visit works with the server gone', async () => {
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   await page.goto(own.base + '/');
-  await page.waitForSelector('#status[data-ready="true"]', { timeout: 60_000 });
+  await ready(page);
   await page.waitForFunction(() => navigator.serviceWorker.controller !== null);
   await own.close();
   await page.reload();
-  await page.waitForSelector('#status[data-ready="true"]', { timeout: 60_000 });
+  await ready(page);
   assert.match(await page.textContent('#status'), /cache/);
   await addFirst(page, 'star wars');
   await recsFor(page, 1);
@@ -264,11 +271,8 @@ test('a bundle that fails to load is not cached and leaves the model in use work
   const page = await ctx.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
-  const ready = () => page.waitForSelector('#status[data-ready="true"]', { timeout: 60_000 });
-  const cachedPaths = () => page.evaluate(async () =>
-    (await (await caches.open('llm-esr-bundles-v1')).keys()).map((r) => new URL(r.url).pathname));
   await page.goto(own.base + '/');
-  await ready();
+  await ready(page);
 
   await page.selectOption('#model', 'truncated');
   await page.waitForSelector('#status.error', { timeout: 30_000 });
@@ -281,7 +285,7 @@ test('a bundle that fails to load is not cached and leaves the model in use work
   await addFirst(page, 'star wars');
   await recsFor(page, 1);
   assert.equal((await recIds(page)).length, 10, 'the model in use still answers');
-  assert.deepEqual(await cachedPaths(), [`/bundles/${bundles[0].file}`], 'only the bundle that loaded is cached');
+  assert.deepEqual(await cachedPaths(page), [`/bundles/${bundles[0].file}`], 'only the bundle that loaded is cached');
 
   // Another model loads, and the error goes.
   await page.selectOption('#model', bundles[1].name);
@@ -295,10 +299,10 @@ test('a bundle that fails to load is not cached and leaves the model in use work
     for (const req of await cache.keys()) await cache.put(req, new Response(new Uint8Array([71, 71, 85, 70, 3])));
   });
   await page.goto(own.base + '/');
-  await ready();
+  await ready(page);
   assert.match(await page.textContent('#status'), /^Ready: .*movies\.$/, 'downloaded again, not from the cache');
   await page.reload();
-  await ready();
+  await ready(page);
   assert.match(await page.textContent('#status'), /from this browser's cache/, 'the fresh copy was cached');
   await page.click('#clear');
   assert.deepEqual(errors, []);
@@ -309,13 +313,10 @@ test('a bundle that fails to load is not cached and leaves the model in use work
 test('bundles the manifest no longer lists are dropped from the cache, other sites\' kept', async () => {
   const ctx = await browser.newContext();
   const page = await ctx.newPage();
-  const ready = () => page.waitForSelector('#status[data-ready="true"]', { timeout: 60_000 });
-  const cached = () => page.evaluate(async () =>
-    (await (await caches.open('llm-esr-bundles-v1')).keys()).map((r) => new URL(r.url).pathname).sort());
   await page.goto(server.base + '/');
-  await ready();
+  await ready(page);
   const current = `/bundles/${siteBundles()[0].file}`;
-  assert.deepEqual(await cached(), [current]);
+  assert.deepEqual(await cachedPaths(page), [current]);
   await page.evaluate(async () => {
     const cache = await caches.open('llm-esr-bundles-v1');
     for (const p of ['/bundles/renamed-since.gguf?v=1', '/another-site/bundles/theirs.gguf?v=1',
@@ -324,10 +325,10 @@ test('bundles the manifest no longer lists are dropped from the cache, other sit
     }
   });
   await page.reload();
-  await ready();
+  await ready(page);
   await page.waitForFunction(async () => !(await (await caches.open('llm-esr-bundles-v1')).keys())
     .some((r) => r.url.includes('renamed-since')), null, { timeout: 10_000 });
-  assert.deepEqual(await cached(), ['/another-site/bundles/theirs.gguf', '/bundles-old/theirs.gguf', current]);
+  assert.deepEqual(await cachedPaths(page), ['/another-site/bundles/theirs.gguf', '/bundles-old/theirs.gguf', current]);
   await ctx.close();
 });
 
@@ -355,7 +356,7 @@ test('on a phone-sized screen nothing overflows, and every control has a name', 
   const ctx = await browser.newContext({ viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true });
   const page = await ctx.newPage();
   await page.goto(server.base + '/');
-  await page.waitForSelector('#status[data-ready="true"]', { timeout: 60_000 });
+  await ready(page);
   await addFirst(page, 'star wars');
   await recsFor(page, 1);
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
