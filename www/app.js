@@ -14,6 +14,8 @@ let asked = 0;
 let current = null;
 // Items shown since the page loaded, for the coverage figure.
 const shown = new Set();
+// How long the model picker must rest on a choice before that model loads.
+const PICK_SETTLE_MS = 400;
 
 const fold = (s) => s.normalize('NFD').replace(/\p{Diacritic}/gu, '').toLowerCase();
 const storageKey = () => `llm-esr:session:${dataset}:${items.length}`;
@@ -245,15 +247,23 @@ async function main() {
     const wanted = new URLSearchParams(location.search).get('bundle');
     const first = manifest.bundles.find((b) => b.name === wanted) ?? manifest.bundles[0];
     picker.value = first.name;
-    picker.addEventListener('change', async () => {
-      try {
-        await load(manifest.bundles.find((b) => b.name === picker.value));
-      } catch (e) {
-        status.textContent = `Error: ${e.message}`;
-        status.className = 'error';
-        busy(false);
-      }
-      picker.focus();
+    // Arrow keys on a closed <select> fire `change` for every option passed; loading waits until
+    // the choice has settled, so stepping through the list loads one model, not each on the way.
+    let settle;
+    picker.addEventListener('change', () => {
+      clearTimeout(settle);
+      settle = setTimeout(async () => {
+        const entry = manifest.bundles.find((b) => b.name === picker.value);
+        if (entry === current) return;
+        try {
+          await load(entry);
+        } catch (e) {
+          status.textContent = `Error: ${e.message}`;
+          status.className = 'error';
+          busy(false);
+        }
+        picker.focus();
+      }, PICK_SETTLE_MS);
     });
     $('search').addEventListener('input', renderMatches);
     $('search').addEventListener('keydown', (e) => {

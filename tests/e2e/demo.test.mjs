@@ -1,10 +1,10 @@
 // The demo page end to end, in headless Chromium: search and add movies, recommendations change
 // with the session, explain themselves and can be added to it, the session survives a reload and is
 // gone after "clear", the tail-exposure control raises the tail share, the model picker switches
-// bundles, a broken bundle leaves the page working and is never cached, bundles dropped from the
-// manifest are dropped from the cache, a broken bundle list is named, focus follows the keyboard
-// user, markup in titles stays text, and after the bundle has loaded the page makes no request at
-// all.
+// bundles (one load for a run of arrow keys), a broken bundle leaves the page working and is never
+// cached, bundles dropped from the manifest are dropped from the cache, a broken bundle list is
+// named, focus follows the keyboard user, markup in titles stays text, and after the bundle has
+// loaded the page makes no request at all.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -178,6 +178,34 @@ test('the model picker switches bundles', async () => {
   await recsFor(page, 1);
   assert.equal((await recIds(page)).length, 10);
   await page.click('#clear');
+  await page.close();
+});
+
+test('stepping through the model picker with arrow keys loads only the model it stops on', async () => {
+  const { page } = await open('/');
+  const names = siteBundles().map((b) => b.name);
+  assert.ok(names.length >= 3);
+  // Every "Ready" line the status shows from now on.
+  await page.evaluate(() => {
+    window.__ready = [];
+    const s = document.querySelector('#status');
+    new MutationObserver(() => {
+      if (s.textContent.startsWith('Ready: ')) window.__ready.push(s.textContent);
+    }).observe(s, { childList: true, characterData: true, subtree: true });
+  });
+  await page.focus('#model');
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('ArrowDown');
+  await page.waitForFunction((n) => document.querySelector('#status').dataset.bundle === n
+    && document.querySelector('#status').dataset.ready === 'true', names[2], { timeout: 30_000 });
+  // Down and back up again comes to rest on the model in use: nothing more loads.
+  await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('ArrowUp');
+  await page.waitForTimeout(1500);
+  const seen = await page.evaluate(() => window.__ready);
+  assert.equal(seen.length, 1, `one model loaded, not each one passed: ${JSON.stringify(seen)}`);
+  assert.match(seen[0], new RegExp(`^Ready: ${names[2]} `));
+  assert.equal(await page.inputValue('#model'), names[2]);
   await page.close();
 });
 
