@@ -27,6 +27,13 @@ after(async () => {
 /** Waits until the page has a bundle loaded and answers. */
 const ready = (page) => page.waitForSelector('#status[data-ready="true"]', { timeout: 60_000 });
 
+/** Waits until the page has switched to bundle `name` and answers; a timeout names the status. */
+const switchedTo = (page, name) => page.waitForFunction((n) => {
+  const s = document.querySelector('#status');
+  return s.dataset.bundle === n && s.dataset.ready === 'true';
+}, name, { timeout: 30_000 })
+  .catch(async (e) => { throw new Error(`${e.message}; status: ${await page.textContent('#status')}`); });
+
 /** The paths of the bundles in the worker's Cache API, sorted. */
 const cachedPaths = (page) => page.evaluate(async () =>
   (await (await caches.open('llm-esr-bundles-v1')).keys()).map((r) => new URL(r.url).pathname).sort());
@@ -169,9 +176,7 @@ test('the model picker switches bundles', async () => {
   assert.ok(names.length >= 2);
   const other = names.find((n) => /ml-100k-sasrec-llmesr/.test(n));
   await page.selectOption('#model', other);
-  await page.waitForFunction((n) => document.querySelector('#status').dataset.bundle === n
-    && document.querySelector('#status').dataset.ready === 'true', other, { timeout: 30_000 })
-    .catch(async (e) => { throw new Error(`${e.message}; status: ${await page.textContent('#status')}`); });
+  await switchedTo(page, other);
   assert.match(await page.textContent('#status'), /LLM-ESR/);
   assert.equal(await page.evaluate(() => document.activeElement.id), 'model', 'focus back on the picker');
   await addFirst(page, 'star wars');
@@ -196,8 +201,7 @@ test('stepping through the model picker with arrow keys loads only the model it 
   await page.focus('#model');
   await page.keyboard.press('ArrowDown');
   await page.keyboard.press('ArrowDown');
-  await page.waitForFunction((n) => document.querySelector('#status').dataset.bundle === n
-    && document.querySelector('#status').dataset.ready === 'true', names[2], { timeout: 30_000 });
+  await switchedTo(page, names[2]);
   // Down and back up again comes to rest on the model in use: nothing more loads.
   await page.keyboard.press('ArrowDown');
   await page.keyboard.press('ArrowUp');
@@ -317,8 +321,7 @@ test('a bundle that fails to load is not cached and leaves the model in use work
 
   // Another model loads, and the error goes.
   await page.selectOption('#model', bundles[1].name);
-  await page.waitForFunction((n) => document.querySelector('#status').dataset.bundle === n
-    && document.querySelector('#status').dataset.ready === 'true', bundles[1].name, { timeout: 30_000 });
+  await switchedTo(page, bundles[1].name);
   assert.equal(await page.getAttribute('#status', 'class'), '');
 
   // A damaged cached copy is dropped and downloaded afresh, not failed on at every visit.
