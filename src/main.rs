@@ -15,7 +15,9 @@ use llm_esr::semantic::build::{EmbedOptions, UserVectors};
 use llm_esr::semantic::similar::Hubness;
 use llm_esr::semantic::SemanticSet;
 use llm_esr::train::run::{CHECKPOINT_FILE, RUN_FILE};
-use llm_esr::train::{train, IdInit, RunRecord, SemanticInputs, Teacher, TrainConfig};
+use llm_esr::train::{
+    train, IdInit, LossConfig, LossKind, RunRecord, SemanticInputs, Teacher, TrainConfig,
+};
 use std::path::{Path, PathBuf};
 
 // candle allocates a fresh buffer for every op; glibc returns the large ones to the kernel each
@@ -400,6 +402,20 @@ struct TrainArgs {
     /// trimming; the reference draws batches uniformly).
     #[arg(long)]
     bucket: bool,
+    /// The recommendation loss: bce (the reference: one uniform negative per target), ce (softmax
+    /// over the whole catalogue), sampled (softmax over shared uniform negatives), gbce (gSASRec).
+    #[arg(long, value_enum, default_value = "bce")]
+    loss: LossKind,
+    /// sampled, gbce: negatives drawn per batch, shared by its rows [default: 256].
+    #[arg(long)]
+    negatives: Option<usize>,
+    /// gbce: calibration t in [0, 1] [default: 0.75].
+    #[arg(long, allow_negative_numbers = true)]
+    gbce_t: Option<f64>,
+    /// sampled: correct each negative's score by log((items - 1) / negatives), so the sample
+    /// stands for the whole catalogue in the softmax.
+    #[arg(long)]
+    logq: bool,
     /// Hide the progress bar and per-epoch lines.
     #[arg(long)]
     quiet: bool,
@@ -597,6 +613,25 @@ fn model_config(a: &TrainArgs, input_dim: usize) -> ModelConfig {
     model
 }
 
+fn loss_config(a: &TrainArgs) -> Result<LossConfig> {
+    let d = LossConfig::default();
+    if a.negatives.is_some() && !a.loss.samples_negatives() {
+        anyhow::bail!(
+            "--negatives is used by --loss sampled and gbce, not {}",
+            a.loss.label()
+        );
+    }
+    if a.gbce_t.is_some() && a.loss != LossKind::Gbce {
+        anyhow::bail!("--gbce-t is used by --loss gbce, not {}", a.loss.label());
+    }
+    Ok(LossConfig {
+        kind: a.loss,
+        negatives: a.negatives.unwrap_or(d.negatives),
+        gbce_t: a.gbce_t.unwrap_or(d.gbce_t),
+        logq: a.logq,
+    })
+}
+
 fn cmd_train(a: TrainArgs) -> Result<()> {
     // Every setting is checked before the data is read, so a typo costs nothing.
     let cfg = TrainConfig {
@@ -617,6 +652,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         },
         mask_prob: a.mask_prob,
         bucket: a.bucket,
+        loss: loss_config(&a)?,
         ..TrainConfig::default()
     };
     model_config(&a, 384).validate()?;
@@ -682,6 +718,7 @@ fn cmd_train(a: TrainArgs) -> Result<()> {
         quant: None,
         bundle_bytes: None,
         mode: record.model.mode.label().into(),
+        loss: record.train.loss_label(),
         seed: a.data.seed,
     };
     publish(
@@ -800,6 +837,7 @@ fn cmd_baseline(a: BaselineArgs) -> Result<()> {
         quant: None,
         bundle_bytes: None,
         mode: a.data.mode().label().into(),
+        loss: None,
         seed: a.data.seed,
     };
     publish(
@@ -899,6 +937,7 @@ fn cmd_quantize(
             quant: Some(precision.label()),
             bundle_bytes: Some(bytes.len() as u64),
             mode: record.model.mode.label().into(),
+            loss: record.train.loss_label(),
             seed: record.train.seed,
         };
         let ndcg = |g: &str| {

@@ -11,7 +11,7 @@ use llm_esr::model::{
     Backbone, Mode, ModelConfig, Padding, SemanticConfig, SeqBatch, SeqRec, Visibility,
 };
 use llm_esr::train::sampler::TrainBatch;
-use llm_esr::train::step_loss;
+use llm_esr::train::{step_loss, LossConfig};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
@@ -154,8 +154,16 @@ fn collapsed_padding_gives_the_fully_padded_loss_and_gradients() {
         assert_eq!(collapsed.positives.len(), 3 * (MAX_LEN - 4));
         let visibility = Visibility::of(&cfg);
         let mut rng = SmallRng::seed_from_u64(0);
-        let a = step_loss(&m, host, visibility, None, &mut rng).unwrap();
-        let b = step_loss(&m, collapsed, visibility, None, &mut rng).unwrap();
+        let a = step_loss(&m, host, visibility, &LossConfig::default(), None, &mut rng).unwrap();
+        let b = step_loss(
+            &m,
+            collapsed,
+            visibility,
+            &LossConfig::default(),
+            None,
+            &mut rng,
+        )
+        .unwrap();
         let case = format!("{:?} {}", cfg.backbone, cfg.variant());
         let (la, lb) = (
             a.loss.to_scalar::<f32>().unwrap(),

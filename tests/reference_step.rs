@@ -11,7 +11,7 @@ use llm_esr::data::Dataset;
 use llm_esr::model::{Backbone, Mode, ModelConfig, SemanticConfig, SeqRec, Visibility};
 use llm_esr::train::distill::Distiller;
 use llm_esr::train::sampler::{user_input, TrainBatch};
-use llm_esr::train::{step_loss, Distill, Teacher};
+use llm_esr::train::{step_loss, Distill, LossConfig, Teacher};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use serde::Deserialize;
@@ -121,7 +121,15 @@ fn our_step(f: &Fixture, edit: impl Fn(&mut Fixture)) -> (f32, HashMap<String, V
         weight: f.alpha,
     };
     let mut rng = SmallRng::seed_from_u64(0);
-    let step = step_loss(&m, host, Visibility::of(&cfg), Some(distill), &mut rng).unwrap();
+    let step = step_loss(
+        &m,
+        host,
+        Visibility::of(&cfg),
+        &LossConfig::default(),
+        Some(distill),
+        &mut rng,
+    )
+    .unwrap();
     let grads = step.loss.backward().unwrap();
     let out = vars
         .data()

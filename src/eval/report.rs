@@ -21,6 +21,9 @@ pub struct QualityRow {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle_bytes: Option<u64>,
     pub mode: String,
+    /// The training loss (`ce`, `sampled`, `gbce`); absent for the reference's BCE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss: Option<String>,
     pub protocol: String,
     pub seed: u64,
     pub group: String,
@@ -39,6 +42,8 @@ pub struct RunLabels {
     pub quant: Option<String>,
     pub bundle_bytes: Option<u64>,
     pub mode: String,
+    /// `None` for BCE.
+    pub loss: Option<String>,
     pub seed: u64,
 }
 
@@ -59,6 +64,7 @@ pub fn rows(labels: &RunLabels, report: &EvalReport) -> Vec<QualityRow> {
                 quant: labels.quant.clone(),
                 bundle_bytes: labels.bundle_bytes,
                 mode: labels.mode.clone(),
+                loss: labels.loss.clone(),
                 protocol: report.protocol.clone(),
                 seed: labels.seed,
                 group: g.to_string(),
@@ -128,8 +134,12 @@ pub fn markdown(rows: &[QualityRow]) -> String {
                 r.backbone.clone(),
                 // Ablations and bundle storage types are cells of their own, never averaged in.
                 format!(
-                    "{}{}{}",
+                    "{}{}{}{}",
                     r.variant,
+                    r.loss
+                        .as_ref()
+                        .map(|l| format!(" · {l}"))
+                        .unwrap_or_default(),
                     r.ablation
                         .as_ref()
                         .map(|a| format!(" ({a})"))
@@ -210,6 +220,7 @@ mod tests {
             quant: None,
             bundle_bytes: None,
             mode: "corrected".into(),
+            loss: None,
             seed: 1,
         };
         let r = rows(&labels, &report);

@@ -4,6 +4,7 @@
 
 pub mod attention;
 pub mod batch;
+pub mod candidate_loss;
 pub mod config;
 pub mod cpu_storage;
 pub mod cross_attention;

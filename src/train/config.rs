@@ -1,5 +1,6 @@
 //! Training hyper-parameters, checked before any work starts.
 
+use super::loss::LossConfig;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +35,9 @@ pub struct TrainConfig {
     /// this cuts the attention work several-fold; the reference draws batches uniformly.
     #[serde(default)]
     pub bucket: bool,
+    /// The recommendation loss (`loss`, `negatives`, `gbce_t`, `logq` in the JSON).
+    #[serde(flatten)]
+    pub loss: LossConfig,
 }
 
 /// Batches per length-sorting window when bucketing.
@@ -92,11 +96,17 @@ impl Default for TrainConfig {
             id_init: IdInit::Pca,
             mask_prob: default_mask_prob(),
             bucket: false,
+            loss: LossConfig::default(),
         }
     }
 }
 
 impl TrainConfig {
+    /// The loss as report rows and run names carry it: `None` for the reference's BCE.
+    pub fn loss_label(&self) -> Option<String> {
+        (self.loss.kind != super::loss::LossKind::Bce).then(|| self.loss.kind.label().to_string())
+    }
+
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
         if self.epochs == 0 {
@@ -126,7 +136,7 @@ impl TrainConfig {
                 self.mask_prob
             ));
         }
-        Ok(())
+        self.loss.validate()
     }
 }
 

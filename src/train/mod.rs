@@ -3,11 +3,13 @@
 pub mod adam;
 pub mod config;
 pub mod distill;
+pub mod loss;
 pub mod progress;
 pub mod run;
 pub mod sampler;
 pub mod trainer;
 
 pub use config::{IdInit, Teacher, TrainConfig};
+pub use loss::{step_loss, Distill, LossConfig, LossKind, StepLoss};
 pub use run::RunRecord;
-pub use trainer::{step_loss, train, Distill, SemanticInputs, StepLoss, TrainOutcome};
+pub use trainer::{train, SemanticInputs, TrainOutcome};

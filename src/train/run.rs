@@ -46,10 +46,14 @@ impl RunRecord {
     pub fn manifest(&self) -> Manifest {
         Manifest {
             name: format!(
-                "{} {} {}{} {}",
+                "{} {} {}{}{} {}",
                 self.dataset,
                 self.model.backbone.label(),
                 self.model.variant(),
+                self.train
+                    .loss_label()
+                    .map(|l| format!(" {l}"))
+                    .unwrap_or_default(),
                 self.ablation()
                     .map(|a| format!(" ({a})"))
                     .unwrap_or_default(),

@@ -1,9 +1,10 @@
-//! The epoch loop: Adam on BCE with one negative per position, validation NDCG@10 (full ranking)
+//! The epoch loop: Adam on the configured loss ([`super::loss`]), validation NDCG@10 (full ranking)
 //! after every epoch, the best epoch checkpointed, early stopping on patience.
 
 use super::adam::Adam;
 use super::config::{IdInit, TrainConfig};
-use super::distill::{masked_mse, Distiller};
+use super::distill::Distiller;
+use super::loss::{step_loss, Distill};
 use super::run::{CHECKPOINT_FILE, RESUME_FILE};
 use super::sampler::{
     cloze_batch, last_item_batch, seq2seq_batch, trainable_users, ClozeSample, TrainBatch,
@@ -13,9 +14,9 @@ use crate::data::{Dataset, Stage};
 use crate::eval::{evaluate, Protocol};
 use crate::model::init::{seeded_init, snapshot};
 use crate::model::network::{FROZEN_TABLE, ID_TABLE};
-use crate::model::{Backbone, ModelConfig, Padding, SeqBatch, SeqRec, Visibility};
+use crate::model::{Backbone, ModelConfig, Padding, SeqRec, Visibility};
 use crate::{Error, Result};
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::SmallRng;
@@ -48,98 +49,6 @@ pub struct TrainOutcome {
     /// The epoch a resumed run continued after, if it was resumed.
     #[serde(default)]
     pub resumed_after: Option<usize>,
-}
-
-/// log(1 + e^x), stable for large |x|.
-fn softplus(x: &Tensor) -> candle_core::Result<Tensor> {
-    x.relu()? + (x.abs()?.neg()?.exp()? + 1.0)?.log()?
-}
-
-/// Mean BCE-with-logits of positives (label 1) and negatives (label 0) over targets with a mask of
-/// 1; `hidden`, `pos` and `neg` vectors share one shape `[.., W]`.
-fn bce_loss(
-    hidden: &Tensor,
-    pos: &Tensor,
-    neg: &Tensor,
-    mask: &Tensor,
-) -> candle_core::Result<Tensor> {
-    let pos_logit = (hidden * pos)?.sum(D::Minus1)?;
-    let neg_logit = (hidden * neg)?.sum(D::Minus1)?;
-    let n = mask.sum_all()?.clamp(1f32, f32::MAX)?;
-    let pos_loss = (softplus(&pos_logit.neg()?)? * mask)?.sum_all()?;
-    let neg_loss = (softplus(&neg_logit)? * mask)?.sum_all()?;
-    (pos_loss + neg_loss)?.broadcast_div(&n)
-}
-
-/// Self-distillation's part of a step: whose teachers, from which data, at what weight.
-pub struct Distill<'a> {
-    pub distiller: &'a Distiller,
-    pub data: &'a Dataset,
-    /// The batch's users, row by row.
-    pub users: &'a [usize],
-    pub weight: f64,
-}
-
-/// One training step's objective, before its backward pass.
-pub struct StepLoss {
-    /// The recommendation BCE plus, with distillation, its weighted MSE.
-    pub loss: Tensor,
-    /// Each user's representation (the newest position), `[B, W]`: the student.
-    pub student: Tensor,
-    /// What the cached teacher remembers for the batch's users where it is not `student`
-    /// (BERT4Rec: [`Distiller::own_pass`]).
-    pub cache_rows: Option<Tensor>,
-    pub teacher_seconds: f64,
-}
-
-/// The loss of one batch with its targets and negatives already drawn — the reference's
-/// `forward(seq, pos, neg, positions, sim_seq, …)`. The model runs in training mode (dropout
-/// from `rng`), teachers included.
-pub fn step_loss(
-    model: &SeqRec,
-    host: TrainBatch,
-    visibility: Visibility,
-    distill: Option<Distill<'_>>,
-    rng: &mut SmallRng,
-) -> Result<StepLoss> {
-    let device = Device::Cpu;
-    let batch = SeqBatch::new(&host.inputs, visibility, &device)?.collapsed(host.lead)?;
-    let tables = model.item_tables()?;
-    let hidden = model.encode(&tables, &batch, false, Some(&mut *rng))?;
-    let per_position = host.positives.len() == batch.batch * batch.len;
-    let (hidden_rec, shape) = if per_position {
-        (hidden.clone(), vec![batch.batch, batch.len])
-    } else {
-        (hidden.squeeze(1)?, vec![batch.batch])
-    };
-    let pos = Tensor::from_vec(host.positives, shape.clone(), &device)?;
-    let neg = Tensor::from_vec(host.negatives, shape, &device)?;
-    let mask = pos.ne(0u32)?.to_dtype(DType::F32)?;
-    let mut loss = bce_loss(
-        &hidden_rec,
-        &SeqRec::lookup(&tables, &pos)?,
-        &SeqRec::lookup(&tables, &neg)?,
-        &mask,
-    )?;
-    let student = hidden.narrow(1, hidden.dim(1)? - 1, 1)?.squeeze(1)?;
-    let mut teacher_seconds = 0.0;
-    let mut cache_rows = None;
-    if let Some(d) = distill {
-        let t0 = Instant::now();
-        let teacher = d.distiller.teacher(model, &tables, d.data, d.users, rng)?;
-        if let Some((t, m)) = teacher {
-            let mse = masked_mse(&student, &t, &m)?;
-            loss = (loss + (mse * d.weight)?)?;
-        }
-        cache_rows = d.distiller.own_pass(model, &tables, d.data, d.users, rng)?;
-        teacher_seconds = t0.elapsed().as_secs_f64();
-    }
-    Ok(StepLoss {
-        loss,
-        student,
-        cache_rows,
-        teacher_seconds,
-    })
 }
 
 fn restore(vars: &VarMap, weights: &HashMap<String, Tensor>) -> candle_core::Result<()> {
@@ -194,7 +103,7 @@ fn fingerprint(
     cfg: &TrainConfig,
     semantic: Option<&SemanticInputs>,
 ) -> String {
-    serde_json::json!({
+    let mut fp = serde_json::json!({
         "model": model_cfg,
         "batch_size": cfg.batch_size,
         "lr": cfg.lr,
@@ -209,8 +118,12 @@ fn fingerprint(
         "users": data.n_users(),
         "items": data.n_items(),
         "interactions": data.n_interactions(),
-    })
-    .to_string()
+    });
+    // Absent for BCE, so the fingerprints of runs from before the other losses still match.
+    if cfg.loss.kind != super::loss::LossKind::Bce {
+        fp["loss"] = serde_json::json!(cfg.loss);
+    }
+    fp.to_string()
 }
 
 /// Each epoch draws from its own generator, so epoch e is the same whether or not the run was
@@ -554,7 +467,7 @@ pub fn train(
                 users: &chunk_users,
                 weight: distill_weight,
             });
-            let step = step_loss(&model, host, visibility, distill, &mut rng)?;
+            let step = step_loss(&model, host, visibility, &cfg.loss, distill, &mut rng)?;
             teacher_seconds += step.teacher_seconds;
             if let Some(d) = distiller.as_mut() {
                 d.record(
