@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write a training-step fixture of `tests/reference_step.rs`: one batch through the reference's
+"""Write a training-step fixture of `tests/integration/reference_step.rs`: one batch through the reference's
 own LLM-ESR model (https://github.com/liuqidong07/LLM-ESR, MIT) for one backbone, with its loss and
 every parameter's gradient.
 

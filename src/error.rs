@@ -17,9 +17,16 @@ pub enum Error {
     /// A dataset that is unusable as a whole (empty after filtering, missing files, …).
     #[error("dataset: {0}")]
     Dataset(String),
-    /// A configuration value outside its valid range.
+    /// A configuration value outside its valid range, or settings that do not fit together.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A file the project writes (semantic set, embedding cache, resume file, checkpoint, `.npy`
+    /// import, report) that is damaged, of another kind, or inconsistent with itself.
+    #[error("{path}: {msg}")]
+    Format { path: String, msg: String },
+    /// Training that cannot go on: divergence, or weights that do not fit the model being trained.
+    #[error("training: {0}")]
+    Training(String),
     /// A bundle that is corrupt, truncated, of another version or inconsistent with itself.
     #[error("bundle: {0}")]
     Bundle(String),
@@ -35,6 +42,14 @@ pub enum Error {
 }
 
 impl Error {
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) fn format(path: impl AsRef<std::path::Path>, msg: impl std::fmt::Display) -> Self {
+        Error::Format {
+            path: path.as_ref().display().to_string(),
+            msg: msg.to_string(),
+        }
+    }
+
     pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.as_ref().display().to_string(),

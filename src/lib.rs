@@ -13,13 +13,13 @@ pub mod data;
 pub mod error;
 pub mod eval;
 #[cfg(not(target_arch = "wasm32"))]
-pub mod figure;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod fsio;
 pub mod infer;
+pub mod kernels;
 pub mod model;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod progress;
 pub mod recommend;
-pub mod rerank;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod semantic;
 #[cfg(not(target_arch = "wasm32"))]

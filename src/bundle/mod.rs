@@ -12,6 +12,7 @@ pub mod precision;
 pub use manifest::{ItemEntry, Manifest};
 pub use precision::{EncoderType, Precision, TableType};
 
+use crate::model::names;
 use crate::{Error, Result};
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::QTensor;
@@ -24,7 +25,7 @@ use std::io::Cursor;
 pub const FORMAT_VERSION: u32 = 2;
 const OLDEST_READABLE: u32 = 1;
 /// The tensors that hold one row per item; only these may be block-quantized.
-pub const ITEM_TABLES: [&str; 2] = [crate::model::network::ID_TABLE, "se_emb.weight"];
+pub const ITEM_TABLES: [&str; 2] = [names::ID_TABLE, names::SEMANTIC_TABLE];
 const KEY_VERSION: &str = "llmesr.format_version";
 const KEY_MANIFEST: &str = "llmesr.manifest";
 const KEY_CHECKSUM: &str = "llmesr.checksum";

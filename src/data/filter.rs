@@ -6,6 +6,7 @@ use std::collections::HashMap;
 /// How the minimum counts are applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 pub enum FilterKind {
     /// One pass over raw counts, as the reference's `filter_common` does.
     Single,

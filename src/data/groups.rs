@@ -48,6 +48,18 @@ impl Default for GroupConfig {
 }
 
 impl GroupConfig {
+    /// The default 80/20 cuts with popularity counted as `mode` counts it (training interactions
+    /// in corrected mode; all of them, repeats once per user, in faithful mode).
+    pub fn for_mode(mode: crate::model::Mode) -> Self {
+        GroupConfig {
+            popularity: match mode {
+                crate::model::Mode::Corrected => PopularityScope::Train,
+                crate::model::Mode::Faithful => PopularityScope::AllDistinctUsers,
+            },
+            ..GroupConfig::default()
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
         for (what, t) in [("user", self.user), ("item", self.item)] {
             if let Threshold::TailShare(s) = t {

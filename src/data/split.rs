@@ -2,9 +2,21 @@
 
 /// Which held-out item is being predicted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 pub enum Stage {
+    /// The second-last item, the training part as input (model selection).
     Valid,
+    /// The last item, everything before it as input.
     Test,
+}
+
+impl Stage {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Stage::Valid => "valid",
+            Stage::Test => "test",
+        }
+    }
 }
 
 /// The training part of a sequence: all but the last two items.

@@ -21,6 +21,23 @@ pub enum Protocol {
     Sampled(usize),
 }
 
+impl std::str::FromStr for Protocol {
+    type Err = crate::Error;
+
+    /// `full`, or `sampledN` for N ≥ 1 negatives (the paper's `sampled100`).
+    fn from_str(s: &str) -> Result<Self> {
+        if s == "full" {
+            return Ok(Protocol::Full);
+        }
+        match s.strip_prefix("sampled").map(str::parse::<usize>) {
+            Some(Ok(n)) if n > 0 => Ok(Protocol::Sampled(n)),
+            _ => Err(crate::Error::Config(format!(
+                "protocol {s:?}: use full or sampledN (e.g. sampled100)"
+            ))),
+        }
+    }
+}
+
 impl Protocol {
     /// The label used in tables and `reports/quality.json`: `full` or `sampled100`.
     pub fn label(&self) -> String {
@@ -75,6 +92,8 @@ pub(crate) fn rank_of(scores: &[f32], target: u32, candidates: impl Iterator<Ite
 /// One evaluated user: the length of its input history, its target and the target's 0-based rank.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Ranked {
+    /// The length of the user's whole input history (before any [`EvalOptions::session_len`]
+    /// cut), which decides its tail/head user group.
     pub input_len: usize,
     pub target: u32,
     pub rank: usize,
@@ -95,8 +114,53 @@ pub fn rank_all(
     seed: u64,
     batch_size: usize,
 ) -> Result<Vec<Ranked>> {
+    rank_all_with(
+        scorer,
+        data,
+        stage,
+        protocol,
+        seed,
+        batch_size,
+        EvalOptions::default(),
+    )
+}
+
+/// How the users' inputs are cut before they are scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EvalOptions {
+    /// Only the newest `k` items of each input history (a short session, as a visitor of a static
+    /// site builds one); the model is unchanged, and only those items are excluded from the
+    /// candidates. `None`: the whole history.
+    pub session_len: Option<usize>,
+}
+
+/// [`rank_all`] with inputs cut as `opts` says.
+pub fn rank_all_with(
+    scorer: &dyn Scorer,
+    data: &Dataset,
+    stage: Stage,
+    protocol: Protocol,
+    seed: u64,
+    batch_size: usize,
+    opts: EvalOptions,
+) -> Result<Vec<Ranked>> {
     let n_items = data.n_items() as u32;
-    let cases: Vec<(&[u32], u32)> = data.sequences.iter().map(|s| eval_case(s, stage)).collect();
+    let full_len: Vec<usize> = data
+        .sequences
+        .iter()
+        .map(|s| eval_case(s, stage).0.len())
+        .collect();
+    let cases: Vec<(&[u32], u32)> = data
+        .sequences
+        .iter()
+        .map(|s| {
+            let (input, target) = eval_case(s, stage);
+            match opts.session_len {
+                Some(k) => (&input[input.len().saturating_sub(k)..], target),
+                None => (input, target),
+            }
+        })
+        .collect();
     let histories: Vec<HashSet<u32>> = cases
         .iter()
         .map(|(input, _)| input.iter().copied().collect())
@@ -133,7 +197,7 @@ pub fn rank_all(
         let inputs: Vec<&[u32]> = chunk.iter().map(|&u| cases[u].0).collect();
         let scores = scorer.score(&inputs)?;
         if scores.len() != inputs.len() {
-            return Err(crate::Error::Config(format!(
+            return Err(crate::Error::Training(format!(
                 "the scorer returned {} score lists for {} users",
                 scores.len(),
                 inputs.len()
@@ -154,12 +218,30 @@ pub fn rank_all(
     Ok(cases
         .iter()
         .zip(ranks)
-        .map(|(&(input, target), rank)| Ranked {
-            input_len: input.len(),
+        .zip(full_len)
+        .map(|((&(_, target), rank), input_len)| Ranked {
+            input_len,
             target,
             rank,
         })
         .collect())
+}
+
+/// The two protocols every result carries: full ranking and 100 sampled negatives.
+pub const PROTOCOLS: [Protocol; 2] = [Protocol::Full, Protocol::Sampled(100)];
+
+/// Evaluates `scorer` at `stage` under both [`PROTOCOLS`], 256 users per batch.
+pub fn evaluate_protocols(
+    scorer: &dyn Scorer,
+    data: &Dataset,
+    groups: &Groups,
+    stage: Stage,
+    seed: u64,
+) -> Result<Vec<EvalReport>> {
+    PROTOCOLS
+        .into_iter()
+        .map(|p| evaluate(scorer, data, groups, stage, p, seed, 256))
+        .collect()
 }
 
 /// Evaluates `scorer` on every user at `stage`.
@@ -172,11 +254,35 @@ pub fn evaluate(
     seed: u64,
     batch_size: usize,
 ) -> Result<EvalReport> {
+    evaluate_with(
+        scorer,
+        data,
+        groups,
+        stage,
+        protocol,
+        seed,
+        batch_size,
+        EvalOptions::default(),
+    )
+}
+
+/// [`evaluate`] with inputs cut as `opts` says.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_with(
+    scorer: &dyn Scorer,
+    data: &Dataset,
+    groups: &Groups,
+    stage: Stage,
+    protocol: Protocol,
+    seed: u64,
+    batch_size: usize,
+    opts: EvalOptions,
+) -> Result<EvalReport> {
     let mut acc: BTreeMap<String, Accum> = GROUPS
         .iter()
         .map(|g| (g.to_string(), Accum::default()))
         .collect();
-    for r in rank_all(scorer, data, stage, protocol, seed, batch_size)? {
+    for r in rank_all_with(scorer, data, stage, protocol, seed, batch_size, opts)? {
         let item_group = if groups.is_tail_item(r.target) {
             "tail_item"
         } else {

@@ -5,6 +5,11 @@ use serde::Serialize;
 /// Cut-offs reported for Hit and NDCG.
 pub const CUTOFFS: [usize; 3] = [5, 10, 20];
 
+/// The NDCG gain of a single relevant item at 0-based `rank`: 1 / log2(rank + 2).
+pub fn ndcg_gain(rank: usize) -> f64 {
+    1.0 / ((rank + 2) as f64).log2()
+}
+
 /// Running sums of per-user metrics for one group.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct Accum {
@@ -21,7 +26,7 @@ impl Accum {
         for (j, &k) in CUTOFFS.iter().enumerate() {
             if rank < k {
                 self.hit[j] += 1.0;
-                self.ndcg[j] += 1.0 / ((rank + 2) as f64).log2();
+                self.ndcg[j] += ndcg_gain(rank);
             }
         }
         self.rr += 1.0 / (rank + 1) as f64;

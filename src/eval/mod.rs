@@ -3,6 +3,9 @@
 
 pub mod buckets;
 pub mod evaluate;
+pub mod exposure;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod figure;
 pub mod metrics;
 mod model_scorer;
 pub mod popularity;
@@ -10,7 +13,10 @@ pub mod report;
 pub mod semantic_knn;
 pub mod views;
 
-pub use evaluate::{evaluate, rank_all, EvalReport, Protocol, Ranked, Scorer};
-pub use metrics::Accum;
+pub use evaluate::{
+    evaluate, evaluate_protocols, evaluate_with, rank_all, rank_all_with, EvalOptions, EvalReport,
+    Protocol, Ranked, Scorer, PROTOCOLS,
+};
+pub use metrics::{ndcg_gain, Accum};
 pub use popularity::MostPopular;
 pub use report::QualityRow;

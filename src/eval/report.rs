@@ -24,6 +24,19 @@ pub struct QualityRow {
     /// The training loss (`ce`, `sampled`, `gbce`); absent for the reference's BCE.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss: Option<String>,
+    /// Evaluated with only the newest `session_len` items of each history as input; absent for
+    /// the whole history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_len: Option<usize>,
+    /// `best-base` or `best-llm` on the rows of the configurations chosen (on validation) as the
+    /// strongest base and the shipped LLM-enhanced model of their dataset and backbone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
+    /// The share of items held out of training as new items, and the seed that drew them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold_share: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold_seed: Option<u64>,
     pub protocol: String,
     pub seed: u64,
     pub group: String,
@@ -33,7 +46,7 @@ pub struct QualityRow {
 }
 
 /// Labels shared by every row of one run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct RunLabels {
     pub dataset: String,
     pub backbone: String,
@@ -44,6 +57,10 @@ pub struct RunLabels {
     pub mode: String,
     /// `None` for BCE.
     pub loss: Option<String>,
+    pub session_len: Option<usize>,
+    pub preset: Option<String>,
+    pub cold_share: Option<f64>,
+    pub cold_seed: Option<u64>,
     pub seed: u64,
 }
 
@@ -65,6 +82,10 @@ pub fn rows(labels: &RunLabels, report: &EvalReport) -> Vec<QualityRow> {
                 bundle_bytes: labels.bundle_bytes,
                 mode: labels.mode.clone(),
                 loss: labels.loss.clone(),
+                session_len: labels.session_len,
+                preset: labels.preset.clone(),
+                cold_share: labels.cold_share,
+                cold_seed: labels.cold_seed,
                 protocol: report.protocol.clone(),
                 seed: labels.seed,
                 group: g.to_string(),
@@ -116,7 +137,7 @@ pub fn append(path: &std::path::Path, new_rows: &[QualityRow]) -> crate::Result<
         Vec::new()
     };
     all.extend_from_slice(new_rows);
-    let json = serde_json::to_vec_pretty(&all).map_err(|e| crate::Error::Config(e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&all).map_err(|e| crate::Error::format(path, e))?;
     crate::fsio::write_atomic(path, &json)
 }
 
@@ -125,17 +146,35 @@ pub fn append(path: &std::path::Path, new_rows: &[QualityRow]) -> crate::Result<
 pub fn markdown(rows: &[QualityRow]) -> String {
     use std::collections::BTreeMap;
     type Key = (String, String, String, String); // backbone, variant, mode, group·metric
-    let mut tables: BTreeMap<(String, String), BTreeMap<Key, Vec<f64>>> = BTreeMap::new();
+                                                 // Short-session and cold-item evaluations are tables of their own.
+    let mut tables: BTreeMap<(String, String, String), BTreeMap<Key, Vec<f64>>> = BTreeMap::new();
     for r in rows {
+        let setting = format!(
+            "{}{}",
+            r.session_len
+                .map(|k| format!(", newest {k:>3} items as input"))
+                .unwrap_or_default(),
+            r.cold_share
+                .map(|c| format!(
+                    ", {:.0}% of items new (cold seed {})",
+                    c * 100.0,
+                    r.cold_seed.unwrap_or(0)
+                ))
+                .unwrap_or_default()
+        );
         tables
-            .entry((r.dataset.clone(), r.protocol.clone()))
+            .entry((r.dataset.clone(), r.protocol.clone(), setting))
             .or_default()
             .entry((
                 r.backbone.clone(),
                 // Ablations and bundle storage types are cells of their own, never averaged in.
                 format!(
-                    "{}{}{}{}",
+                    "{}{}{}{}{}",
                     r.variant,
+                    r.preset
+                        .as_ref()
+                        .map(|p| format!(" [{p}]"))
+                        .unwrap_or_default(),
                     r.loss
                         .as_ref()
                         .map(|l| format!(" · {l}"))
@@ -166,8 +205,8 @@ pub fn markdown(rows: &[QualityRow]) -> String {
         }
     };
     let mut out = String::new();
-    for ((dataset, protocol), cells) in &tables {
-        out += &format!("\n**{dataset}, protocol {protocol}** (Hit@10 / NDCG@10)\n\n");
+    for ((dataset, protocol, setting), cells) in &tables {
+        out += &format!("\n**{dataset}, protocol {protocol}{setting}** (Hit@10 / NDCG@10)\n\n");
         out += "| model | variant | mode |";
         for g in GROUPS {
             out += &format!(" {g} H@10 | {g} N@10 |");
@@ -220,8 +259,8 @@ mod tests {
             quant: None,
             bundle_bytes: None,
             mode: "corrected".into(),
-            loss: None,
             seed: 1,
+            ..RunLabels::default()
         };
         let r = rows(&labels, &report);
         assert_eq!(r.len(), 3 * 7);

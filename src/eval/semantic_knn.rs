@@ -71,7 +71,7 @@ impl Scorer for SemanticNeighbours {
                 scores.extend(
                     self.items
                         .chunks_exact(self.dim)
-                        .map(|row| crate::infer::kernels::dot(&profile, row)),
+                        .map(|row| crate::kernels::dot::dot(&profile, row)),
                 );
                 Ok(scores)
             })

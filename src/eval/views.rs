@@ -95,7 +95,7 @@ pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
 pub fn view_report(rec: &Recommender, data: &Dataset, stage: Stage) -> Result<Vec<ViewRow>> {
     let n = rec.n_items();
     if data.n_items() != n {
-        return Err(Error::Config(format!(
+        return Err(Error::Dataset(format!(
             "the bundle has {n} items, the dataset {} has {}",
             data.name,
             data.n_items()
@@ -176,7 +176,7 @@ pub fn view_report(rec: &Recommender, data: &Dataset, stage: Stage) -> Result<Ve
                 (1..=n as u32).filter(|c| *c != target && history.binary_search(c).is_err()),
             );
             if rank < 10 {
-                let gain = 1.0 / ((rank + 2) as f64).log2();
+                let gain = super::metrics::ndcg_gain(rank);
                 acc.ndcg += gain;
                 if target_tail {
                     acc.tail_ndcg += gain;
@@ -190,7 +190,7 @@ pub fn view_report(rec: &Recommender, data: &Dataset, stage: Stage) -> Result<Ve
         }
     }
     if users == 0 {
-        return Err(Error::Config(format!(
+        return Err(Error::Dataset(format!(
             "no user of {} has an input to rank",
             data.name
         )));

@@ -5,7 +5,7 @@
 //! (the training code's −1e9 underflows to an exact zero) and no work is spent on them.
 
 use super::dense::{softmax, Dense, Weights};
-use super::kernels::dot;
+use crate::kernels::dot::dot;
 use crate::Result;
 
 /// Which keys a query row sees.

@@ -1,7 +1,7 @@
 //! Encoder layers as plain f32 buffers: a linear map (torch layout, `[out, in]`), LayerNorm and
 //! the row-wise helpers the encoder needs. Weights come out of the bundle once, at load.
 
-use super::kernels::dot;
+use crate::kernels::dot::dot;
 use crate::{Error, Result};
 use candle_core::quantized::QTensor;
 use candle_core::Device;
@@ -121,7 +121,7 @@ impl LayerNorm {
 /// In-place softmax of a row of scores.
 pub fn softmax(xs: &mut [f32]) {
     let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let inv = 1.0 / crate::model::fast_exp::exp_sum_in_place(xs, max);
+    let inv = 1.0 / crate::kernels::exp::exp_sum_in_place(xs, max);
     for x in xs.iter_mut() {
         *x *= inv;
     }

@@ -8,7 +8,7 @@
 
 use super::attention::{attend, PadKey, Reach};
 use super::dense::{Dense, LayerNorm, Weights};
-use super::kernels::add_into;
+use crate::kernels::dot::add_into;
 use crate::model::ModelConfig;
 use crate::Result;
 

@@ -10,18 +10,16 @@
 pub mod attention;
 pub mod dense;
 pub mod encoder;
-pub mod kernels;
 pub mod table;
 pub mod topk;
 
 use crate::bundle::Bundle;
-use crate::model::{Mode, ModelConfig, Visibility};
+use crate::kernels::dot::add_into;
+use crate::model::{names, Mode, ModelConfig, Visibility};
 use crate::{Error, Result};
 use attention::{CrossAttention, CrossScratch, Reach};
 use dense::Weights;
 use encoder::{Encoder, EncoderScratch};
-use kernels::add_into;
-use std::collections::BTreeSet;
 use std::sync::Mutex;
 use table::ItemTable;
 
@@ -67,10 +65,9 @@ impl Engine {
         let d = cfg.hidden;
         let rows = cfg.item_rows();
         let ws = Weights(&bundle.tensors);
-        let mut used: BTreeSet<&str> = BTreeSet::new();
         let mut tables = Vec::with_capacity(2);
         let sem = cfg.semantic.as_ref();
-        let mut table = |name: &'static str| -> Result<ItemTable> {
+        let table = |name: &'static str| -> Result<ItemTable> {
             let q = bundle
                 .tensors
                 .get(name)
@@ -83,11 +80,10 @@ impl Engine {
                     t.width()
                 )));
             }
-            used.insert(name);
             Ok(t)
         };
         if sem.is_none_or(|s| s.has_id_view()) {
-            tables.push(table(crate::model::network::ID_TABLE)?);
+            tables.push(table(names::ID_TABLE)?);
         }
         if let Some(s) = sem.filter(|s| s.has_semantic_view()) {
             if !s.folded {
@@ -95,28 +91,19 @@ impl Engine {
                     "the semantic view is not folded into an item table; re-export the run with `llmesr export`".into(),
                 ));
             }
-            tables.push(table("se_emb.weight")?);
+            tables.push(table(names::SEMANTIC_TABLE)?);
         }
         let visibility = Visibility::of(&cfg);
-        let mut names: Vec<String> = Vec::new();
         let pos = if cfg.backbone.is_transformer() {
-            names.push("pos_emb.weight".into());
-            Some(ws.get("pos_emb.weight", &[cfg.pos_rows(), d])?)
+            Some(ws.get(names::POS_TABLE, &[cfg.pos_rows(), d])?)
         } else {
             None
         };
         let cross = match sem {
-            Some(s) if s.uses_cross() => {
-                for p in ["llm2id", "id2llm"] {
-                    for part in ["q.weight", "k.weight", "v.weight", "out.weight", "out.bias"] {
-                        names.push(format!("{p}.{part}"));
-                    }
-                }
-                Some((
-                    CrossAttention::load(&ws, "llm2id", d, s.cross_heads)?,
-                    CrossAttention::load(&ws, "id2llm", d, s.cross_heads)?,
-                ))
-            }
+            Some(s) if s.uses_cross() => Some((
+                CrossAttention::load(&ws, names::CROSS[0], d, s.cross_heads)?,
+                CrossAttention::load(&ws, names::CROSS[1], d, s.cross_heads)?,
+            )),
             _ => None,
         };
         let cross_reach = match cfg.mode {
@@ -124,38 +111,12 @@ impl Engine {
             Mode::Faithful => Reach::All,
         };
         let encoder = Encoder::load(&cfg, &ws, reach_of(visibility))?;
-        if cfg.backbone.is_transformer() {
-            for i in 0..cfg.n_layers {
-                for part in [
-                    "ln_attn.weight",
-                    "ln_attn.bias",
-                    "attn.q.weight",
-                    "attn.q.bias",
-                    "attn.k.weight",
-                    "attn.k.bias",
-                    "attn.v.weight",
-                    "attn.v.bias",
-                    "attn.out.weight",
-                    "attn.out.bias",
-                    "ln_ffn.weight",
-                    "ln_ffn.bias",
-                    "ff1.weight",
-                    "ff1.bias",
-                    "ff2.weight",
-                    "ff2.bias",
-                ] {
-                    names.push(format!("blocks.{i}.{part}"));
-                }
-            }
-            names.extend(["ln_last.weight".into(), "ln_last.bias".into()]);
-        } else {
-            names.extend(["gru.weight_ih".into(), "gru.weight_hh".into()]);
-        }
-        used.extend(names.iter().map(String::as_str));
+        // Every tensor was read above; one the schema does not list means another model's bundle.
+        let expected = names::tensor_names(&cfg);
         let mut extra: Vec<&String> = bundle
             .tensors
             .keys()
-            .filter(|n| !used.contains(n.as_str()))
+            .filter(|n| !expected.contains(n))
             .collect();
         extra.sort();
         if let Some(name) = extra.first() {

@@ -1,8 +1,8 @@
 //! An item table kept in its stored type (f32, f16, Q8_0 or Q4_0): rows are dequantized one at a
 //! time for the session's items, and the catalogue is scored straight from the stored values.
 
-use super::kernels::{dot, dot_f16, dot_q4, dot_q8, BLOCK};
 use crate::bundle::TableType;
+use crate::kernels::dot::{dot, dot_f16, dot_q4, dot_q8, BLOCK};
 use crate::{Error, Result};
 use candle_core::quantized::{GgmlDType, QTensor};
 use half::f16;

@@ -2,8 +2,73 @@
 //! from the oldest kept item, the timeline mask and the attention key masks.
 
 use super::config::{Backbone, Mode, ModelConfig};
-pub use super::masked_softmax::KeyMask;
 use candle_core::{Device, Result, Tensor};
+use std::sync::Arc;
+
+/// Which keys each query of a batch of left-padded sequences may read: keys at or after the row's
+/// padding, and with `causal` only those up to the query's own position (a block of `Lq < L`
+/// queries holds the newest `Lq` positions).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyMask {
+    /// Padding length of each row of the batch.
+    pub pads: Arc<Vec<usize>>,
+    pub causal: bool,
+    /// How many identical keys key 0 stands for (1: only itself). Where padding keys are visible
+    /// (the reference's encoder), every padding key is the same vector, so `lead` of them can be
+    /// one column weighted `lead` times: exact, and far less work than the padded length.
+    pub lead: usize,
+}
+
+impl KeyMask {
+    /// Hides each row's `pads` leading keys, and with `causal` the future.
+    pub fn new(pads: Vec<usize>, causal: bool) -> Self {
+        KeyMask {
+            pads: Arc::new(pads),
+            causal,
+            lead: 1,
+        }
+    }
+
+    /// Every key visible, key 0 standing for `lead` identical ones.
+    pub fn lead(rows: usize, lead: usize) -> Self {
+        KeyMask {
+            lead,
+            ..KeyMask::new(vec![0; rows], false)
+        }
+    }
+
+    /// The same mask for a batch made of `n` copies of this one, stacked.
+    pub fn repeat(&self, n: usize) -> KeyMask {
+        KeyMask {
+            pads: Arc::new((0..n).flat_map(|_| self.pads.iter().copied()).collect()),
+            ..self.clone()
+        }
+    }
+
+    /// An error unless the mask covers a batch of `n` rows over `l` keys.
+    pub(crate) fn check(&self, n: usize, l: usize) -> Result<()> {
+        if self.pads.len() != n || self.pads.iter().any(|&p| p > l) {
+            candle_core::bail!(
+                "key mask covers {} rows for a batch of {n} (or pads past {l} keys)",
+                self.pads.len()
+            );
+        }
+        if self.lead == 0 || (self.lead > 1 && self.pads.iter().any(|&p| p > 0)) {
+            candle_core::bail!(
+                "key mask: key 0 stands for {} keys; only a mask that hides none may weight it",
+                self.lead
+            );
+        }
+        Ok(())
+    }
+
+    /// The visible keys `lo..=hi` of query `qi` in row `n`, or `None` when it sees none.
+    pub(crate) fn range(&self, n: usize, qi: usize, lq: usize, l: usize) -> Option<(usize, usize)> {
+        let lo = self.pads[n];
+        let hi = if self.causal { qi + (l - lq) } else { l - 1 };
+        (lo <= hi).then_some((lo, hi))
+    }
+}
 
 /// The reference's additive bias on hidden keys (large and finite, so a row that sees no key is
 /// uniform rather than NaN); the fused attention weights reproduce its effect.
@@ -231,7 +296,7 @@ mod tests {
         // Weights of all-zero scores: a key is open where its weight is nonzero.
         let b = SeqBatch::new(&[vec![0, 7, 8]], v, &Device::Cpu).unwrap();
         let scores = Tensor::zeros((1, 1, 3, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
-        let w = super::super::masked_softmax::attention_weights(
+        let w = crate::model::ops::fused_attention::reference::attention_weights(
             &scores,
             1.0,
             b.attn_mask.as_ref(),

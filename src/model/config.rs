@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 /// Paper-faithful reproduces the reference code's attention exactly; corrected fixes its leaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 pub enum Mode {
     /// Causal mask (SASRec) and key-padding mask in every self-attention block and in LLM-ESR's
     /// cross-attentions, padding zeroed before the GRU; popularity groups count training
@@ -30,6 +31,7 @@ impl Mode {
 /// The sequence encoder family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 pub enum Backbone {
     /// Self-attention, causal in corrected mode, trained seq-to-seq.
     #[default]
@@ -55,9 +57,31 @@ impl Backbone {
     }
 }
 
+/// The backbone alone or with the LLM-ESR method around it (what `--variant` chooses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
+pub enum Variant {
+    /// The backbone alone, ID embeddings only.
+    #[default]
+    Base,
+    /// LLM-ESR: semantic + collaborative views, cross-attention, self-distillation.
+    Llmesr,
+}
+
+impl Variant {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Variant::Base => "base",
+            Variant::Llmesr => "llmesr",
+        }
+    }
+}
+
 /// Which item views feed the shared encoder (LLM-ESR ablations drop one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 pub enum Views {
     /// Collaborative (ID) and semantic (language-model) views, fused by concatenation.
     #[default]
@@ -169,9 +193,9 @@ impl ModelConfig {
     /// `base` or `llmesr`.
     pub fn variant(&self) -> &'static str {
         if self.semantic.is_some() {
-            "llmesr"
+            Variant::Llmesr.label()
         } else {
-            "base"
+            Variant::Base.label()
         }
     }
 

@@ -29,7 +29,7 @@ impl Gru {
             .reshape((n * l, d))?
             .matmul(&self.weight_ih.t()?)?
             .reshape((n, l, 3 * d))?;
-        super::fused_gru::final_state(&gi, &self.weight_hh)
+        super::ops::fused_gru::final_state(&gi, &self.weight_hh)
     }
 }
 

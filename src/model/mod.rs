@@ -1,29 +1,19 @@
-//! The candle models and what they share: configuration, seeded initialisation, dropout, input
-//! preparation, linear layers, attention, the encoders (transformer stack, GRU) and the dual-view
-//! network.
+//! The candle models: configuration, the tensor-name schema, seeded initialisation, input
+//! preparation, attention, the encoders (transformer stack, GRU), the dual-view network, and the
+//! custom ops they are built from ([`ops`]).
 
 pub mod attention;
 pub mod batch;
-pub mod candidate_loss;
 pub mod config;
-pub mod cpu_storage;
-pub mod cross_attention;
-pub mod dropout;
-pub mod fast_exp;
-pub mod fold;
-pub mod fused_attention;
-pub mod fused_gru;
-pub mod gemm;
 pub mod gru;
 pub mod init;
-pub mod layer_norm;
-pub mod linear;
-pub mod masked_softmax;
+pub mod names;
 pub mod network;
+pub mod ops;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod transformer;
 
 pub use batch::{Padding, SeqBatch, Visibility};
-pub use config::{Backbone, Mode, ModelConfig, SemanticConfig, Views};
+pub use config::{Backbone, Mode, ModelConfig, SemanticConfig, Variant, Views};
 pub use network::SeqRec;

@@ -6,21 +6,18 @@
 //! is the concatenation of the per-view states at the newest position, an item vector the
 //! concatenation of its per-view embeddings, and a score their dot product.
 
+use super::attention::CrossAttention;
 use super::batch::SeqBatch;
 use super::config::{Backbone, Mode, ModelConfig};
-use super::cross_attention::CrossAttention;
-use super::dropout::dropout;
 use super::gru::Gru;
-use super::linear::{linear, Linear};
+#[cfg(test)]
+use super::names::{FROZEN_TABLE, ID_TABLE};
+use super::ops::dropout::dropout;
+use super::ops::linear::{linear, Linear};
 use super::transformer::TransformerStack;
-use candle_core::{Device, Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor};
 use candle_nn::{embedding, Embedding, Module, VarBuilder};
 use rand::rngs::SmallRng;
-
-/// The frozen language-model table's variable name; the optimiser never updates it.
-pub const FROZEN_TABLE: &str = "llm_emb.weight";
-/// The ID table's variable name (initialised from the PCA of the semantic table in LLM-ESR).
-pub const ID_TABLE: &str = "item_emb.weight";
 
 enum SemanticTable {
     /// Training form: frozen `[rows, input_dim]` table and the adapter.
@@ -96,6 +93,15 @@ impl SeqRec {
             pos_emb,
             cross,
             encoder,
+        })
+    }
+
+    /// The candle model rebuilt from a bundle's (dequantized) weights: the straightforward path
+    /// the fast inference engine is tested against.
+    pub fn from_bundle(bundle: &crate::bundle::Bundle) -> crate::Result<Self> {
+        let vb = VarBuilder::from_tensors(bundle.dequantized()?, DType::F32, &Device::Cpu);
+        SeqRec::new(&bundle.manifest.model, vb).map_err(|e| {
+            crate::Error::Bundle(format!("weights do not match the model config: {e}"))
         })
     }
 
@@ -537,9 +543,12 @@ mod tests {
             let cfg = config(backbone, true, Mode::Corrected);
             let (vars, m) = model(&cfg, 11);
             let weights = crate::model::init::snapshot(&vars).unwrap();
-            let (folded_cfg, folded) = crate::model::fold::fold_semantic(&cfg, &weights).unwrap();
+            let (folded_cfg, folded) = crate::train::export::fold_semantic(&cfg, &weights).unwrap();
             assert!(!folded.contains_key(FROZEN_TABLE) && !folded.contains_key("adapter.0.weight"));
-            assert_eq!(folded["se_emb.weight"].dims(), &[cfg.item_rows(), 16]);
+            assert_eq!(
+                folded[crate::model::names::SEMANTIC_TABLE].dims(),
+                &[cfg.item_rows(), 16]
+            );
             let vb = VarBuilder::from_tensors(folded, DType::F32, &Device::Cpu);
             let f = SeqRec::new(&folded_cfg, vb).unwrap();
             let sessions: [&[u32]; 2] = [&[1, 5, 9], &[20, 19, 18, 17, 16, 15, 14, 13, 12]];

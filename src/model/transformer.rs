@@ -4,11 +4,11 @@
 //! stack with bidirectional attention.
 
 use super::attention::MultiHeadAttention;
+use super::batch::KeyMask;
 use super::config::ModelConfig;
-use super::dropout::dropout;
-use super::layer_norm::LayerNorm;
-use super::linear::{linear, Linear};
-use super::masked_softmax::KeyMask;
+use super::ops::dropout::dropout;
+use super::ops::layer_norm::LayerNorm;
+use super::ops::linear::{linear, Linear};
 use candle_core::{Result, Tensor};
 use candle_nn::{Module, VarBuilder};
 use rand::rngs::SmallRng;

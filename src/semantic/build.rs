@@ -7,13 +7,13 @@ use super::{npy, prompt, similar, Provenance, SemanticSet};
 use crate::data::split::train_part;
 use crate::data::{Dataset, RawData};
 use crate::{Error, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 /// How each user's vector for similar-user retrieval is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+#[derive(clap::ValueEnum)]
 pub enum UserVectors {
     /// The reference: the language model over a prompt listing the training history's titles.
     HistoryText,
@@ -71,16 +71,7 @@ pub fn embed_texts(
     let mut missing: Vec<&String> = texts.iter().filter(|t| cache.get(t).is_none()).collect();
     missing.sort();
     missing.dedup();
-    let bar = if progress && !missing.is_empty() {
-        ProgressBar::new(missing.len() as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} texts [{elapsed}<{eta}]")
-            .expect("static template"),
-    );
-    bar.set_prefix(label.to_string());
+    let bar = crate::progress::bar(progress, missing.len() as u64, label, "texts", "");
     for (n, chunk) in missing.chunks(batch_size.max(1)).enumerate() {
         let batch: Vec<String> = chunk.iter().map(|t| t.to_string()).collect();
         for (t, v) in batch.iter().zip(encoder.embed(&batch)?) {
@@ -204,7 +195,7 @@ pub fn from_npy(
     let item_keys: Vec<String> = match item_keys_path {
         Some(p) => {
             let text = String::from_utf8(crate::fsio::read(p)?)
-                .map_err(|_| Error::Config(format!("{}: not UTF-8", p.display())))?;
+                .map_err(|_| Error::format(p, "not UTF-8"))?;
             text.lines()
                 .map(|l| l.trim_end_matches('\r').to_string())
                 .collect()
@@ -212,11 +203,10 @@ pub fn from_npy(
         None => (1..=rows).map(|r| r.to_string()).collect(),
     };
     if item_keys.len() != rows {
-        return Err(Error::Config(format!(
-            "{} has {rows} rows but {} item keys",
-            items_path.display(),
-            item_keys.len()
-        )));
+        return Err(Error::format(
+            items_path,
+            format!("has {rows} rows but {} item keys", item_keys.len()),
+        ));
     }
     let by_key: std::collections::HashMap<&str, usize> = item_keys
         .iter()
@@ -226,12 +216,9 @@ pub fn from_npy(
     // Keep the dataset's items, in id order, so the mean-of-items fallback can index them.
     let mut aligned = Vec::with_capacity(data.n_items() * dim);
     for k in &data.item_keys[1..] {
-        let r = *by_key.get(k.as_str()).ok_or_else(|| {
-            Error::Config(format!(
-                "{} has no row for item {k:?}",
-                items_path.display()
-            ))
-        })?;
+        let r = *by_key
+            .get(k.as_str())
+            .ok_or_else(|| Error::format(items_path, format!("has no row for item {k:?}")))?;
         aligned.extend_from_slice(&items[r * dim..(r + 1) * dim]);
     }
     // Users are looked up by key `r + 1`, the reference's numbering.
@@ -267,11 +254,7 @@ pub fn from_npy(
             let mut users = vec![0f32; data.n_users() * udim];
             for u in 0..data.n_users() {
                 let r = user_row(u).filter(|&r| r < urows).ok_or_else(|| {
-                    Error::Config(format!(
-                        "{} has no row for user {:?}",
-                        p.display(),
-                        data.user_keys[u]
-                    ))
+                    Error::format(p, format!("has no row for user {:?}", data.user_keys[u]))
                 })?;
                 users[u * udim..(u + 1) * udim].copy_from_slice(&uvecs[r * udim..(r + 1) * udim]);
             }

@@ -18,10 +18,10 @@ pub struct EmbeddingCache {
 }
 
 fn bad(path: &Path, msg: impl std::fmt::Display) -> Error {
-    Error::Config(format!(
-        "{}: {msg} (delete the file to rebuild the cache)",
-        path.display()
-    ))
+    Error::format(
+        path,
+        format!("{msg} (delete the file to rebuild the cache)"),
+    )
 }
 
 fn checksum(texts: &str, data: &[f32]) -> u32 {
@@ -107,11 +107,14 @@ impl EmbeddingCache {
 
     pub fn insert(&mut self, text: String, vector: Vec<f32>) -> Result<()> {
         if vector.len() != self.dim {
-            return Err(Error::Config(format!(
-                "embedding has {} values, the cache holds {}",
-                vector.len(),
-                self.dim
-            )));
+            return Err(bad(
+                &self.path,
+                format!(
+                    "embedding has {} values, the cache holds {}",
+                    vector.len(),
+                    self.dim
+                ),
+            ));
         }
         self.entries.insert(text, vector);
         self.dirty = true;
@@ -129,7 +132,7 @@ impl EmbeddingCache {
             .iter()
             .flat_map(|t| self.entries[*t].iter().copied())
             .collect();
-        let texts_json = serde_json::to_string(&texts).map_err(|e| Error::Config(e.to_string()))?;
+        let texts_json = serde_json::to_string(&texts).map_err(|e| Error::format(&self.path, e))?;
         let meta = HashMap::from([
             ("format".to_string(), FORMAT.to_string()),
             ("model".to_string(), self.model.clone()),
@@ -141,7 +144,7 @@ impl EmbeddingCache {
         ]);
         let t = Tensor::from_vec(data, (texts.len(), self.dim), &Device::Cpu)?;
         let bytes = safetensors::serialize([("vectors", &t)], Some(meta))
-            .map_err(|e| Error::Config(e.to_string()))?;
+            .map_err(|e| Error::format(&self.path, e))?;
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }

@@ -59,7 +59,7 @@ pub struct Aligned {
 }
 
 fn bad(path: &Path, msg: impl std::fmt::Display) -> Error {
-    Error::Config(format!("{}: {msg}", path.display()))
+    Error::format(path, msg)
 }
 
 impl SemanticSet {
@@ -233,7 +233,7 @@ impl SemanticSet {
         let mut items = Vec::with_capacity(data.n_items() * self.dim);
         for key in &data.item_keys[1..] {
             let r = *rows.get(key.as_str()).ok_or_else(|| {
-                Error::Config(format!(
+                Error::Dataset(format!(
                     "the semantic set has no vector for item {key:?}; was it built for another dataset? run llmesr embed with the same --data"
                 ))
             })?;

@@ -57,7 +57,7 @@ pub fn neighbour_quality(
 ) -> Result<NeighbourQuality> {
     let n = data.n_users();
     if similar.len() != n {
-        return Err(Error::Config(format!(
+        return Err(Error::Dataset(format!(
             "similar-user lists cover {} users, the dataset has {n}",
             similar.len()
         )));
@@ -122,7 +122,7 @@ pub fn neighbour_quality(
         }
     }
     if users == 0 {
-        return Err(Error::Config("no user has a similar-user list".into()));
+        return Err(Error::Dataset("no user has a similar-user list".into()));
     }
     let sampled: Vec<usize> = sample(&mut rng, n, sample_size.min(n)).into_vec();
     let mut best = 0.0;

@@ -7,7 +7,7 @@ use npyz::{DType, NpyFile, Order, TypeChar};
 use std::path::Path;
 
 fn bad(path: &Path, msg: impl std::fmt::Display) -> Error {
-    Error::Config(format!("{}: {msg}", path.display()))
+    Error::format(path, msg)
 }
 
 fn open(path: &Path) -> Result<NpyFile<std::io::Cursor<Vec<u8>>>> {

@@ -9,7 +9,7 @@ use nalgebra::{DMatrix, SymmetricEigen};
 /// so that its largest loading is positive, making the result deterministic.
 pub fn project(x: &[f32], n: usize, dim: usize, k: usize) -> Result<Vec<f32>> {
     if n == 0 || dim == 0 || x.len() != n * dim {
-        return Err(Error::Config(format!(
+        return Err(Error::Training(format!(
             "PCA input must be {n} × {dim} values, got {}",
             x.len()
         )));

@@ -56,6 +56,7 @@ fn default_mask_prob() -> f64 {
 /// Where the self-distillation teacher's representations come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
+#[derive(clap::ValueEnum)]
 pub enum Teacher {
     /// The reference: encode the similar users' sequences at every step (dropout on), detached.
     #[default]
@@ -72,6 +73,7 @@ pub enum Teacher {
 /// Initial values of the LLM-ESR ID table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
+#[derive(clap::ValueEnum)]
 pub enum IdInit {
     /// The reference: the semantic table's first principal components (PCA to `hidden` dims).
     #[default]

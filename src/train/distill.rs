@@ -27,7 +27,7 @@ impl Distiller {
     /// skipped by index rather than assumed to be in column 0).
     pub fn new(data: &Dataset, similar: &[Vec<u32>], k: usize, teacher: Teacher) -> Result<Self> {
         if similar.len() != data.n_users() {
-            return Err(Error::Config(format!(
+            return Err(Error::Dataset(format!(
                 "similar-user lists cover {} users, the dataset has {}",
                 similar.len(),
                 data.n_users()
@@ -191,7 +191,7 @@ impl Distiller {
         let rows: Vec<Vec<f32>> = values.to_vec2()?;
         let present: Vec<u8> = present.to_vec1()?;
         if rows.len() != self.cache.len() || present.len() != self.cache.len() {
-            return Err(Error::Config(format!(
+            return Err(Error::Training(format!(
                 "resume state caches {} users, the dataset has {}",
                 rows.len(),
                 self.cache.len()

@@ -5,7 +5,7 @@
 use super::distill::{masked_mse, Distiller};
 use super::sampler::TrainBatch;
 use crate::data::Dataset;
-use crate::model::candidate_loss::{candidate_loss, Objective};
+use crate::model::ops::candidate_loss::{candidate_loss, Objective};
 use crate::model::{SeqBatch, SeqRec, Visibility};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor, D};
@@ -314,14 +314,14 @@ mod tests {
 
     #[test]
     fn gbce_beta_spans_plain_bce_to_calibrated() {
-        // t = 0 gives β = α (the sampling rate), t = 1 gives β = 1.
+        // t = 0 gives β = 1 (plain BCE over the sample), t = 1 gives β = α (the sampling rate).
         let c = |t| LossConfig {
             kind: LossKind::Gbce,
             gbce_t: t,
             ..LossConfig::default()
         };
-        assert!((c(0.0).gbce_beta(256, 3505) - 256.0 / 3504.0).abs() < 1e-12);
-        assert!((c(1.0).gbce_beta(256, 3505) - 1.0).abs() < 1e-12);
+        assert!((c(0.0).gbce_beta(256, 3505) - 1.0).abs() < 1e-12);
+        assert!((c(1.0).gbce_beta(256, 3505) - 256.0 / 3504.0).abs() < 1e-12);
         let mid = c(0.75).gbce_beta(256, 3505);
         assert!(mid > 256.0 / 3504.0 && mid < 1.0, "{mid}");
     }

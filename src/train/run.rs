@@ -2,9 +2,9 @@
 //! export a bundle without re-reading the dataset.
 
 use super::config::TrainConfig;
-use super::trainer::TrainOutcome;
-use crate::bundle::{ItemEntry, Manifest};
-use crate::data::{Dataset, FilterOptions, Groups};
+use crate::bundle::ItemEntry;
+use crate::data::{Dataset, FilterOptions, Groups, RawData};
+use crate::eval::report::RunLabels;
 use crate::eval::EvalReport;
 use crate::model::ModelConfig;
 use crate::{Error, Result};
@@ -12,8 +12,30 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 pub const RUN_FILE: &str = "run.json";
-pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
-pub const RESUME_FILE: &str = "resume.safetensors";
+
+/// One epoch's log line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub loss: f64,
+    pub train_seconds: f64,
+    /// Of `train_seconds`, the time spent encoding self-distillation teachers.
+    #[serde(default)]
+    pub teacher_seconds: f64,
+    pub valid_ndcg10: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainOutcome {
+    pub best_epoch: usize,
+    pub best_valid_ndcg10: f64,
+    pub epochs: Vec<EpochLog>,
+    /// Mean training seconds per epoch (evaluation excluded).
+    pub seconds_per_epoch: f64,
+    /// The epoch a resumed run continued after, if it was resumed.
+    #[serde(default)]
+    pub resumed_after: Option<usize>,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -43,27 +65,53 @@ impl RunRecord {
             .collect()
     }
 
-    pub fn manifest(&self) -> Manifest {
-        Manifest {
-            name: format!(
-                "{} {} {}{}{} {}",
-                self.dataset,
-                self.model.backbone.label(),
-                self.model.variant(),
-                self.train
-                    .loss_label()
-                    .map(|l| format!(" {l}"))
-                    .unwrap_or_default(),
-                self.ablation()
-                    .map(|a| format!(" ({a})"))
-                    .unwrap_or_default(),
-                self.model.mode.label()
-            ),
+    /// The model as titles name it: backbone, variant, the loss where it is not BCE, and the
+    /// ablation in parentheses, e.g. `sasrec llmesr ce (no-sd)`.
+    pub fn title(&self) -> String {
+        format!(
+            "{} {}{}{}",
+            self.model.backbone.label(),
+            self.model.variant(),
+            self.train
+                .loss_label()
+                .map(|l| format!(" {l}"))
+                .unwrap_or_default(),
+            self.ablation()
+                .map(|a| format!(" ({a})"))
+                .unwrap_or_default()
+        )
+    }
+
+    /// The labels of this run's report rows (the trained model itself: no bundle).
+    pub fn labels(&self) -> RunLabels {
+        RunLabels {
             dataset: self.dataset.clone(),
-            model: self.model.clone(),
-            items: self.items.clone(),
-            item_tail_cut: self.groups.item_cut,
+            backbone: self.model.backbone.label().into(),
+            variant: self.model.variant().into(),
+            ablation: self.ablation(),
+            quant: None,
+            bundle_bytes: None,
+            mode: self.model.mode.label().into(),
+            loss: self.train.loss_label(),
+            seed: self.train.seed,
+            ..RunLabels::default()
         }
+    }
+
+    /// The run's dataset read from `raw` with the run's filter; refused when the catalogue differs
+    /// from the one the run was trained on (another dataset, or other files).
+    pub fn dataset_from(&self, raw: &RawData, run: &Path, data_dir: &Path) -> Result<Dataset> {
+        let dataset = Dataset::from_raw(raw, &self.filter)?;
+        if dataset.n_items() != self.model.n_items {
+            return Err(Error::Dataset(format!(
+                "{} was trained on {} items; {} gives {}",
+                run.display(),
+                self.model.n_items,
+                data_dir.display(),
+                dataset.n_items()
+            )));
+        }
+        Ok(dataset)
     }
 
     /// How an LLM-ESR run departs from the method, for report rows: `None` for the method itself
@@ -100,8 +148,9 @@ impl RunRecord {
     }
 
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Config(e.to_string()))?;
-        crate::fsio::write_atomic(&dir.join(RUN_FILE), &json)
+        let path = dir.join(RUN_FILE);
+        let json = serde_json::to_vec_pretty(self).map_err(|e| Error::format(&path, e))?;
+        crate::fsio::write_atomic(&path, &json)
     }
 
     pub fn load(dir: &Path) -> Result<Self> {

@@ -1,11 +1,14 @@
 //! Training batches for the three backbones, each against one uniform negative outside the user's
 //! training items: seq-to-seq (SASRec: every position predicts the next item), last position
-//! (GRU4Rec) and cloze (BERT4Rec: masked positions predict the item they hide).
+//! (GRU4Rec) and cloze (BERT4Rec: masked positions predict the item they hide); and the order in
+//! which an epoch visits them (shuffled, optionally length-bucketed).
 
+use super::config::{TrainConfig, BUCKET_WINDOW};
 use crate::data::split::{pad_left, train_part};
 use crate::data::Dataset;
-use crate::model::Padding;
+use crate::model::{Backbone, ModelConfig, Padding};
 use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
 use rand::Rng;
 use std::collections::HashSet;
 
@@ -184,6 +187,63 @@ pub fn cloze_batch(
         out.inputs.push(input);
     }
     out
+}
+
+/// Training units of one epoch: users (SASRec, GRU4Rec) or two cloze samples per user (BERT4Rec),
+/// shuffled; with `bucket`, each window of batches is sorted by history length, cut into batches,
+/// and the batches of the epoch are shuffled.
+pub(crate) fn epoch_samples(
+    data: &Dataset,
+    cfg: &ModelConfig,
+    train: &TrainConfig,
+    users: &[usize],
+    rng: &mut SmallRng,
+) -> Vec<ClozeSample> {
+    let mut samples: Vec<ClozeSample> = users
+        .iter()
+        .map(|&user| ClozeSample {
+            user,
+            last_only: false,
+        })
+        .collect();
+    if cfg.backbone == Backbone::Bert4rec {
+        samples.extend(users.iter().map(|&user| ClozeSample {
+            user,
+            last_only: true,
+        }));
+    }
+    samples.shuffle(rng);
+    if !train.bucket {
+        return samples;
+    }
+    let len = |s: &ClozeSample| data.sequences[s.user].len().min(cfg.max_len + 3);
+    let mut batches: Vec<Vec<ClozeSample>> = Vec::new();
+    for window in samples.chunks(train.batch_size * BUCKET_WINDOW) {
+        let mut w = window.to_vec();
+        w.sort_by_key(len);
+        batches.extend(w.chunks(train.batch_size).map(<[ClozeSample]>::to_vec));
+    }
+    batches.shuffle(rng);
+    batches.concat()
+}
+
+pub(crate) fn host_batch(
+    data: &Dataset,
+    cfg: &ModelConfig,
+    train: &TrainConfig,
+    samples: &[ClozeSample],
+    rng: &mut SmallRng,
+) -> TrainBatch {
+    let users: Vec<usize> = samples.iter().map(|s| s.user).collect();
+    let mut host = match cfg.backbone {
+        Backbone::Sasrec => seq2seq_batch(data, &users, cfg.max_len, rng),
+        Backbone::Gru4rec => last_item_batch(data, &users, cfg.max_len, rng),
+        Backbone::Bert4rec => cloze_batch(data, samples, cfg.max_len, train.mask_prob, rng),
+    };
+    // Columns that are padding in every row are dead work (corrected mode masks them) or copies of
+    // one key (paper-faithful mode).
+    host.fit_padding(Padding::of(cfg));
+    host
 }
 
 #[cfg(test)]

@@ -1,130 +1,51 @@
 //! The epoch loop: Adam on the configured loss ([`super::loss`]), validation NDCG@10 (full ranking)
-//! after every epoch, the best epoch checkpointed, early stopping on patience.
+//! after every epoch, the best epoch checkpointed, early stopping on patience, and the full state
+//! saved after every epoch so a killed run resumes exactly ([`super::checkpoint`]).
 
 use super::adam::Adam;
-use super::config::{IdInit, TrainConfig};
-use super::distill::Distiller;
-use super::loss::{step_loss, Distill};
-use super::run::{CHECKPOINT_FILE, RESUME_FILE};
-use super::sampler::{
-    cloze_batch, last_item_batch, seq2seq_batch, trainable_users, ClozeSample, TrainBatch,
+use super::checkpoint::{
+    fingerprint, load_resume, prefixed, restore, save_checkpoint, save_resume, ResumeState,
+    CACHE_PRESENT, CACHE_VALUES, CHECKPOINT_FILE, RESUME_FILE,
 };
+use super::config::TrainConfig;
+use super::distill::Distiller;
+use super::init::{init_semantic, SemanticInputs};
+use super::loss::{step_loss, Distill};
+use super::run::{EpochLog, TrainOutcome};
+use super::sampler::{epoch_samples, host_batch, trainable_users};
 use crate::data::groups::Groups;
 use crate::data::{Dataset, Stage};
 use crate::eval::{evaluate, Protocol};
 use crate::model::init::{seeded_init, snapshot};
-use crate::model::network::{FROZEN_TABLE, ID_TABLE};
-use crate::model::{Backbone, ModelConfig, Padding, SeqRec, Visibility};
+use crate::model::names::FROZEN_TABLE;
+use crate::model::{ModelConfig, SeqRec, Visibility};
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::SmallRng;
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
-/// One epoch's log line.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EpochLog {
-    pub epoch: usize,
-    pub loss: f64,
-    pub train_seconds: f64,
-    /// Of `train_seconds`, the time spent encoding self-distillation teachers.
-    #[serde(default)]
-    pub teacher_seconds: f64,
-    pub valid_ndcg10: f64,
+/// Everything one training run reads.
+pub struct TrainInputs<'a> {
+    pub data: &'a Dataset,
+    pub groups: &'a Groups,
+    pub model: &'a ModelConfig,
+    pub train: &'a TrainConfig,
+    /// LLM-ESR models (`model.semantic` set) need it; base models ignore it.
+    pub semantic: Option<&'a SemanticInputs>,
+    /// Where `checkpoint.safetensors` and `resume.safetensors` go.
+    pub run_dir: &'a Path,
+    /// A progress bar and a line per epoch on stderr.
+    pub progress: bool,
+    /// Continue from the run folder's resume file, if it has one.
+    pub resume: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TrainOutcome {
-    pub best_epoch: usize,
-    pub best_valid_ndcg10: f64,
-    pub epochs: Vec<EpochLog>,
-    /// Mean training seconds per epoch (evaluation excluded).
-    pub seconds_per_epoch: f64,
-    /// The epoch a resumed run continued after, if it was resumed.
-    #[serde(default)]
-    pub resumed_after: Option<usize>,
-}
-
-fn restore(vars: &VarMap, weights: &HashMap<String, Tensor>) -> candle_core::Result<()> {
-    let data = vars.data().lock().expect("var map lock poisoned");
-    for (k, v) in data.iter() {
-        let w = weights
-            .get(k)
-            .ok_or_else(|| candle_core::Error::Msg(format!("saved weights lack {k}")))?;
-        v.set(w)?;
-    }
-    Ok(())
-}
-
-/// Saves weights as safetensors, atomically (see [`crate::fsio::write_atomic`]).
-pub fn save_checkpoint(weights: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
-    let mut named: Vec<(&String, &Tensor)> = weights.iter().collect();
-    named.sort_by(|a, b| a.0.cmp(b.0));
-    let bytes = safetensors::serialize(named, None).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        err: std::io::Error::other(e.to_string()),
-    })?;
-    crate::fsio::write_atomic(path, &bytes)
-}
-
-/// Loads weights written by [`save_checkpoint`].
-pub fn load_checkpoint(path: &Path) -> Result<HashMap<String, Tensor>> {
-    candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| Error::Io {
-        path: path.display().to_string(),
-        err: std::io::Error::other(e.to_string()),
-    })
-}
-
-/// What is saved after every epoch so a killed run can continue exactly where it left off.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct ResumeState {
-    fingerprint: String,
-    epochs_done: usize,
-    adam_step: u64,
-    best_epoch: usize,
-    best_valid_ndcg10: f64,
-    logs: Vec<EpochLog>,
-}
-
-const STATE_TENSOR: &str = "state.json";
-const CACHE_VALUES: &str = "distill.cache";
-const CACHE_PRESENT: &str = "distill.present";
-
-/// Everything that must match for a resumed run to be the same run.
-fn fingerprint(
-    data: &Dataset,
-    model_cfg: &ModelConfig,
-    cfg: &TrainConfig,
-    semantic: Option<&SemanticInputs>,
-) -> String {
-    let mut fp = serde_json::json!({
-        "model": model_cfg,
-        "batch_size": cfg.batch_size,
-        "lr": cfg.lr,
-        "seed": cfg.seed,
-        "distill_weight": cfg.distill_weight,
-        "distill_users": cfg.distill_users,
-        "teacher": cfg.teacher,
-        "id_init": cfg.id_init,
-        "mask_prob": cfg.mask_prob,
-        "bucket": cfg.bucket,
-        "semantic": semantic.map(|s| s.fingerprint.clone()),
-        "users": data.n_users(),
-        "items": data.n_items(),
-        "interactions": data.n_interactions(),
-    });
-    // Absent for BCE, so the fingerprints of runs from before the other losses still match.
-    if cfg.loss.kind != super::loss::LossKind::Bce {
-        fp["loss"] = serde_json::json!(cfg.loss);
-    }
-    fp.to_string()
-}
+/// A trained model with its best weights loaded, those weights, and how training went.
+pub type Trained = (SeqRec, HashMap<String, Tensor>, TrainOutcome);
 
 /// Each epoch draws from its own generator, so epoch e is the same whether or not the run was
 /// interrupted before it.
@@ -132,211 +53,11 @@ fn epoch_rng(seed: u64, epoch: usize) -> SmallRng {
     SmallRng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
-fn save_resume(
-    path: &Path,
-    state: &ResumeState,
-    vars: &VarMap,
-    best: &HashMap<String, Tensor>,
-    opt: &Adam,
-    teacher_cache: Option<(Tensor, Tensor)>,
-) -> Result<()> {
-    let mut all: HashMap<String, Tensor> = snapshot(vars)?
-        .into_iter()
-        .map(|(k, v)| (format!("w.{k}"), v))
-        .collect();
-    all.extend(best.iter().map(|(k, v)| (format!("best.{k}"), v.clone())));
-    all.extend(opt.state());
-    if let Some((values, present)) = teacher_cache {
-        all.insert(CACHE_VALUES.into(), values);
-        all.insert(CACHE_PRESENT.into(), present);
-    }
-    let json = serde_json::to_vec(state).map_err(|e| Error::Config(e.to_string()))?;
-    let n = json.len();
-    all.insert(
-        STATE_TENSOR.into(),
-        Tensor::from_vec(json, n, &Device::Cpu)?,
-    );
-    save_checkpoint(&all, path)
-}
-
-fn load_resume(path: &Path) -> Result<(ResumeState, HashMap<String, Tensor>)> {
-    let all = load_checkpoint(path)?;
-    let bad = |m: String| Error::Config(format!("{}: {m}", path.display()));
-    let state = all
-        .get(STATE_TENSOR)
-        .ok_or_else(|| bad("not a resume file (no state)".into()))?
-        .to_vec1::<u8>()?;
-    let state: ResumeState =
-        serde_json::from_slice(&state).map_err(|e| bad(format!("unreadable state: {e}")))?;
-    Ok((state, all))
-}
-
-/// A resume file's epoch logs, best epoch and best validation NDCG@10: a run's progress while it
-/// is still training.
-pub(crate) fn read_resume_state(path: &Path) -> Result<(Vec<EpochLog>, usize, f64)> {
-    let (state, _) = load_resume(path)?;
-    Ok((state.logs, state.best_epoch, state.best_valid_ndcg10))
-}
-
-fn prefixed(all: &HashMap<String, Tensor>, prefix: &str) -> HashMap<String, Tensor> {
-    all.iter()
-        .filter_map(|(k, v)| k.strip_prefix(prefix).map(|n| (n.to_string(), v.clone())))
-        .collect()
-}
-
-/// What LLM-ESR training needs beyond the interactions, lined up with the dataset's ids.
-pub struct SemanticInputs {
-    /// `[n_items, input_dim]`: row `i` is item `i + 1`.
-    pub items: Tensor,
-    /// Per user, dataset user indices, most similar first.
-    pub similar: Vec<Vec<u32>>,
-    pub fingerprint: String,
-}
-
-impl From<crate::semantic::Aligned> for SemanticInputs {
-    fn from(a: crate::semantic::Aligned) -> Self {
-        SemanticInputs {
-            items: a.items,
-            similar: a.similar,
-            fingerprint: a.fingerprint,
-        }
-    }
-}
-
-fn set_var(vars: &VarMap, name: &str, value: &Tensor) -> Result<()> {
-    let data = vars.data().lock().expect("var map lock poisoned");
-    let var = data
-        .get(name)
-        .ok_or_else(|| Error::Config(format!("the model has no variable {name}")))?;
-    if var.dims() != value.dims() {
-        return Err(Error::Config(format!(
-            "{name} has shape {:?}, the value {:?}",
-            var.dims(),
-            value.dims()
-        )));
-    }
-    var.set(value)?;
-    Ok(())
-}
-
-/// Pads a `[n, w]` table with a zero row in front (padding) and, for BERT4Rec, one behind (mask).
-fn with_special_rows(table: &Tensor, cfg: &ModelConfig) -> candle_core::Result<Tensor> {
-    let w = table.dim(1)?;
-    let zero = Tensor::zeros((1, w), table.dtype(), table.device())?;
-    let mut parts = vec![&zero, table];
-    if cfg.mask_token().is_some() {
-        parts.push(&zero);
-    }
-    Tensor::cat(&parts, 0)
-}
-
-/// Sets the frozen semantic table and, unless asked for random init, the PCA-initialised ID table.
-pub fn init_semantic(
-    vars: &VarMap,
-    cfg: &ModelConfig,
-    train: &TrainConfig,
-    semantic: &SemanticInputs,
-) -> Result<()> {
-    let Some(sem) = &cfg.semantic else {
-        return Ok(());
-    };
-    let (n, dim) = semantic.items.dims2()?;
-    if dim != sem.input_dim {
-        return Err(Error::Config(format!(
-            "the semantic table is {dim}-dimensional, the model expects {}",
-            sem.input_dim
-        )));
-    }
-    if sem.has_semantic_view() {
-        set_var(
-            vars,
-            FROZEN_TABLE,
-            &with_special_rows(&semantic.items, cfg)?,
-        )?;
-    }
-    if sem.has_id_view() && train.id_init == IdInit::Pca {
-        let flat = semantic.items.flatten_all()?.to_vec1::<f32>()?;
-        let pca = crate::semantic::pca::project(&flat, n, dim, cfg.hidden)?;
-        let pca = Tensor::from_vec(pca, (n, cfg.hidden), &Device::Cpu)?;
-        set_var(vars, ID_TABLE, &with_special_rows(&pca, cfg)?)?;
-    }
-    Ok(())
-}
-
-/// Training units of one epoch: users (SASRec, GRU4Rec) or two cloze samples per user (BERT4Rec),
-/// shuffled; with `bucket`, each window of batches is sorted by history length, cut into batches,
-/// and the batches of the epoch are shuffled.
-fn epoch_samples(
-    data: &Dataset,
-    cfg: &ModelConfig,
-    train: &TrainConfig,
-    users: &[usize],
-    rng: &mut SmallRng,
-) -> Vec<ClozeSample> {
-    let mut samples: Vec<ClozeSample> = users
-        .iter()
-        .map(|&user| ClozeSample {
-            user,
-            last_only: false,
-        })
-        .collect();
-    if cfg.backbone == Backbone::Bert4rec {
-        samples.extend(users.iter().map(|&user| ClozeSample {
-            user,
-            last_only: true,
-        }));
-    }
-    samples.shuffle(rng);
-    if !train.bucket {
-        return samples;
-    }
-    let len = |s: &ClozeSample| data.sequences[s.user].len().min(cfg.max_len + 3);
-    let mut batches: Vec<Vec<ClozeSample>> = Vec::new();
-    for window in samples.chunks(train.batch_size * super::config::BUCKET_WINDOW) {
-        let mut w = window.to_vec();
-        w.sort_by_key(len);
-        batches.extend(w.chunks(train.batch_size).map(<[ClozeSample]>::to_vec));
-    }
-    batches.shuffle(rng);
-    batches.concat()
-}
-
-fn host_batch(
-    data: &Dataset,
-    cfg: &ModelConfig,
-    train: &TrainConfig,
-    samples: &[ClozeSample],
-    rng: &mut SmallRng,
-) -> TrainBatch {
-    let users: Vec<usize> = samples.iter().map(|s| s.user).collect();
-    let mut host = match cfg.backbone {
-        Backbone::Sasrec => seq2seq_batch(data, &users, cfg.max_len, rng),
-        Backbone::Gru4rec => last_item_batch(data, &users, cfg.max_len, rng),
-        Backbone::Bert4rec => cloze_batch(data, samples, cfg.max_len, train.mask_prob, rng),
-    };
-    // Columns that are padding in every row are dead work (corrected mode masks them) or copies of
-    // one key (paper-faithful mode).
-    host.fit_padding(Padding::of(cfg));
-    host
-}
-
-/// Trains a model in `run_dir` and returns it with its best weights loaded. The best weights go to
-/// `checkpoint.safetensors` at every improvement; `resume.safetensors` holds the full state after
-/// every epoch, and `resume = true` continues from it (the result equals an uninterrupted run).
-/// LLM-ESR models (`model_cfg.semantic` set) need `semantic`.
-#[allow(clippy::too_many_arguments)]
-pub fn train(
-    data: &Dataset,
-    groups: &Groups,
-    model_cfg: &ModelConfig,
-    cfg: &TrainConfig,
-    semantic: Option<&SemanticInputs>,
-    run_dir: &Path,
-    progress: bool,
-    resume: bool,
-) -> Result<(SeqRec, HashMap<String, Tensor>, TrainOutcome)> {
+/// The semantic inputs an LLM-ESR model trains with, checked against the dataset.
+fn checked_semantic<'a>(inputs: &TrainInputs<'a>) -> Result<Option<&'a SemanticInputs>> {
+    let (data, model_cfg) = (inputs.data, inputs.model);
     model_cfg.validate()?;
-    cfg.validate()?;
+    inputs.train.validate()?;
     if model_cfg.n_items != data.n_items() {
         return Err(Error::Config(format!(
             "model has {} items, dataset {}",
@@ -345,7 +66,7 @@ pub fn train(
         )));
     }
     let semantic =
-        match (&model_cfg.semantic, semantic) {
+        match (&model_cfg.semantic, inputs.semantic) {
             (Some(_), None) => return Err(Error::Config(
                 "an LLM-ESR model needs semantic embeddings (llmesr embed, then --semantic FILE)"
                     .into(),
@@ -364,6 +85,15 @@ pub fn train(
             )));
         }
     }
+    Ok(semantic)
+}
+
+/// Trains a model in `run_dir` and returns it with its best weights loaded. The best weights go to
+/// `checkpoint.safetensors` at every improvement; `resume.safetensors` holds the full state after
+/// every epoch, and `resume` continues from it (the result equals an uninterrupted run).
+pub fn train(inputs: &TrainInputs) -> Result<Trained> {
+    let semantic = checked_semantic(inputs)?;
+    let (data, model_cfg, cfg) = (inputs.data, inputs.model, inputs.train);
     let distill_weight = if semantic.is_some() {
         cfg.distill_weight
     } else {
@@ -384,13 +114,12 @@ pub fn train(
         )?),
         _ => None,
     };
-    let checkpoint = run_dir.join(CHECKPOINT_FILE);
-    let resume_path = run_dir.join(RESUME_FILE);
-    let device = Device::Cpu;
+    let checkpoint = inputs.run_dir.join(CHECKPOINT_FILE);
+    let resume_path = inputs.run_dir.join(RESUME_FILE);
     let vars = VarMap::new();
     let model = SeqRec::new(
         model_cfg,
-        VarBuilder::from_varmap(&vars, DType::F32, &device),
+        VarBuilder::from_varmap(&vars, DType::F32, &Device::Cpu),
     )?;
     seeded_init(&vars, cfg.seed)?;
     if let Some(s) = semantic {
@@ -416,7 +145,7 @@ pub fn train(
     };
     let mut best_weights = HashMap::new();
     let mut resumed_after = None;
-    if resume && resume_path.is_file() {
+    if inputs.resume && resume_path.is_file() {
         let (saved, all) = load_resume(&resume_path)?;
         if saved.fingerprint != fp {
             return Err(Error::Config(format!(
@@ -443,18 +172,13 @@ pub fn train(
         let mut rng = epoch_rng(cfg.seed, epoch);
         let samples = epoch_samples(data, model_cfg, cfg, &users, &mut rng);
         let n_batches = samples.len().div_ceil(cfg.batch_size);
-        let bar = if progress {
-            ProgressBar::new(n_batches as u64)
-        } else {
-            ProgressBar::hidden()
-        };
-        bar.set_style(
-            ProgressStyle::with_template(
-                "epoch {prefix:>3} {bar:30} {pos}/{len} batches {msg} [{elapsed}<{eta}]",
-            )
-            .expect("static template"),
+        let bar = crate::progress::bar(
+            inputs.progress,
+            n_batches as u64,
+            &format!("epoch {epoch:>3}"),
+            "batches",
+            "{msg} ",
         );
-        bar.set_prefix(epoch.to_string());
         let start = Instant::now();
         let mut teacher_seconds = 0.0;
         let (mut loss_sum, mut seen) = (0.0, 0usize);
@@ -479,8 +203,8 @@ pub fn train(
             opt.backward_step(&loss)?;
             let l = loss.to_scalar::<f32>()? as f64;
             if !l.is_finite() {
-                return Err(Error::Config(format!(
-                    "training diverged at epoch {epoch} (loss {l}); lower the learning rate"
+                return Err(Error::Training(format!(
+                    "diverged at epoch {epoch} (loss {l}); lower the learning rate"
                 )));
             }
             loss_sum += l * chunk.len() as f64;
@@ -497,7 +221,7 @@ pub fn train(
         let valid = evaluate(
             &model,
             data,
-            groups,
+            inputs.groups,
             Stage::Valid,
             Protocol::Full,
             cfg.seed,
@@ -505,7 +229,7 @@ pub fn train(
         )?;
         let ndcg = valid.group("overall").mean("ndcg@10");
         let improved = ndcg > state.best_valid_ndcg10;
-        if progress {
+        if inputs.progress {
             eprintln!(
                 "epoch {epoch:>3}  loss {:.4}  {:.1}s{}  valid NDCG@10 (full) {ndcg:.4}{}",
                 loss_sum / seen as f64,
@@ -542,7 +266,7 @@ pub fn train(
         save_resume(&resume_path, &state, &vars, &best_weights, &opt, cache)?;
     }
     if best_weights.is_empty() {
-        return Err(Error::Config("no epoch was trained".into()));
+        return Err(Error::Training("no epoch was trained".into()));
     }
     restore(&vars, &best_weights)?;
     let seconds_per_epoch =

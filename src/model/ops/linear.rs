@@ -11,7 +11,7 @@
 //! and exported bundles are unchanged.
 
 use super::cpu_storage::{contiguous_f32, storage_f32};
-use super::gemm::{matmul, Dst, Mat};
+use crate::kernels::gemm::{matmul, Dst, Mat};
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Module, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 

@@ -6,8 +6,9 @@
 use candle_core::Tensor;
 use llm_esr::bundle::{self, Bundle, EncoderType, Manifest, Precision, TableType};
 use llm_esr::model::init::random_weights;
+use llm_esr::model::SeqRec;
 use llm_esr::model::{Backbone, Mode, ModelConfig, SemanticConfig};
-use llm_esr::recommend::{reference_scores, Recommender};
+use llm_esr::recommend::Recommender;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
@@ -74,7 +75,10 @@ fn fast_path_equals_the_candle_model_everywhere() {
                     assert_eq!(b.precision, p);
                     let ss = sessions();
                     let refs: Vec<&[u32]> = ss.iter().map(Vec::as_slice).collect();
-                    let want = reference_scores(&b, &refs).unwrap();
+                    let want = SeqRec::from_bundle(&b)
+                        .unwrap()
+                        .score_histories(&refs)
+                        .unwrap();
                     for (s, w) in ss.iter().zip(&want) {
                         let got = rec.scores(s).unwrap();
                         let diff = got[1..=N]

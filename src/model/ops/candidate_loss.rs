@@ -11,8 +11,8 @@
 //! scales them by the incoming gradient (1 for a plain `backward()`).
 
 use super::cpu_storage::contiguous_f32;
-use super::fast_exp::exp_sum_in_place;
-use super::gemm::{matmul, Dst, Mat};
+use crate::kernels::exp::exp_sum_in_place;
+use crate::kernels::gemm::{matmul, Dst, Mat};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::Mutex;

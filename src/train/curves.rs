@@ -2,8 +2,8 @@
 //! still training — and the validation curves of several runs side by side, so runs of a long
 //! queue can be compared at equal epochs before any of them ends.
 
-use super::run::{RunRecord, RESUME_FILE, RUN_FILE};
-use super::trainer::{read_resume_state, EpochLog};
+use super::checkpoint::{read_resume_state, RESUME_FILE};
+use super::run::{EpochLog, RunRecord, RUN_FILE};
 use crate::{Error, Result};
 use std::fmt::Write;
 use std::path::Path;
@@ -38,10 +38,10 @@ impl Progress {
         }
         let resume = dir.join(RESUME_FILE);
         if !resume.exists() {
-            return Err(Error::Config(format!(
-                "{} holds neither {RUN_FILE} nor {RESUME_FILE}: not a run folder, or a run that has not finished its first epoch",
-                dir.display()
-            )));
+            return Err(Error::format(
+                dir,
+                format!("holds neither {RUN_FILE} nor {RESUME_FILE}: not a run folder, or a run that has not finished its first epoch"),
+            ));
         }
         let (epochs, best_epoch, best_valid_ndcg10) = read_resume_state(&resume)?;
         Ok(Progress {

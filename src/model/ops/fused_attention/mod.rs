@@ -8,16 +8,98 @@
 //! arithmetic, dominated a training step. Here a block's `Lq × L` scores live only in a scratch
 //! buffer that stays in cache, the heads are column blocks of the `[N, L, d]` rows (strided
 //! products, no copies), the backward recomputes the scores from Q and K, and autograd sees only
-//! Q, K, V and the output. The weights, including the dropout mask, are those of
-//! [`super::masked_softmax`], element for element.
+//! Q, K, V and the output. The weights, including the dropout mask, are those of the composed
+//! op in [`reference`] (compiled for the tests), element for element.
+
+#[cfg(test)]
+pub(crate) mod reference;
 
 use super::cpu_storage::{contiguous_f32, storage_f32};
-use super::gemm::{matmul, Dst, Mat};
-use super::masked_softmax::{KeyMask, Weights};
+use crate::kernels::gemm::{matmul, Dst, Mat};
+use crate::model::batch::KeyMask;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rand::rngs::SmallRng;
+use rand::Rng;
 use rayon::prelude::*;
 use std::ops::Range;
+
+/// How raw scores become attention weights: the softmax over a row's visible keys and its dropout
+/// mask, shared with the composed reference op of the tests ([`reference`]).
+#[derive(Clone)]
+pub(super) struct Weights {
+    pub(super) scale: f32,
+    pub(super) mask: Option<KeyMask>,
+    /// Dropout probability and seed; `None` in evaluation.
+    pub(super) dropout: Option<(f32, u64)>,
+}
+
+impl Weights {
+    /// Draws the dropout seed from `rng` when training with `p > 0`.
+    pub(super) fn new(
+        scale: f64,
+        mask: Option<&KeyMask>,
+        p: f32,
+        rng: Option<&mut SmallRng>,
+    ) -> Self {
+        let dropout = match rng {
+            Some(r) if p > 0.0 => Some((p, r.random::<u64>())),
+            _ => None,
+        };
+        Weights {
+            scale: scale as f32,
+            mask: mask.cloned(),
+            dropout,
+        }
+    }
+
+    /// The visible keys of query `qi` of batch row `n`.
+    pub(super) fn range(&self, n: usize, qi: usize, lq: usize, l: usize) -> Option<(usize, usize)> {
+        match &self.mask {
+            Some(m) => m.range(n, qi, lq, l),
+            None => Some((0, l - 1)),
+        }
+    }
+
+    /// How many identical keys key 0 stands for.
+    pub(super) fn lead(&self) -> usize {
+        self.mask.as_ref().map_or(1, |m| m.lead)
+    }
+
+    /// Softmax of the visible keys of one row into `p` (zero elsewhere), key 0 counted
+    /// [`Self::lead`] times; a row that sees no key is uniform over all keys, as adding a -1e9
+    /// bias to every score makes it.
+    pub(super) fn probabilities(&self, s: &[f32], range: Option<(usize, usize)>, p: &mut [f32]) {
+        let Some((lo, hi)) = range else {
+            p.fill(1.0 / p.len() as f32);
+            return;
+        };
+        p[..lo].fill(0.0);
+        p[hi + 1..].fill(0.0);
+        let max = s[lo..=hi]
+            .iter()
+            .fold(f32::NEG_INFINITY, |m, &x| m.max(x * self.scale));
+        let mut sum = crate::kernels::exp::exp_sum(&s[lo..=hi], self.scale, max, &mut p[lo..=hi]);
+        let lead = self.lead();
+        if lead > 1 && lo == 0 {
+            sum += p[0] * (lead - 1) as f32;
+            p[0] *= lead as f32;
+        }
+        let inv = 1.0 / sum;
+        p[lo..=hi].iter_mut().for_each(|o| *o *= inv);
+    }
+
+    /// The dropout multiplier of element `index`, a weight on `key`: 0 or 1/(1-p), the mean of
+    /// [`Self::lead`] such draws on key 0, and 1 without dropout.
+    pub(super) fn keep(&self, index: usize, key: usize) -> f32 {
+        match self.dropout {
+            Some((p, seed)) if key == 0 => {
+                super::dropout::keep_of_many(p, seed, index, self.lead())
+            }
+            Some((p, seed)) => super::dropout::keep(p, seed, index),
+            None => 1.0,
+        }
+    }
+}
 
 struct Attend {
     weights: Weights,
@@ -365,7 +447,7 @@ impl CustomOp3 for Attend {
 /// `[N, Lq, d]` and k, v `[N, L, d]`, whose last dimension holds `heads` heads side by side (as
 /// torch's `nn.MultiheadAttention` splits it) → `[N, Lq, d]`, the heads side by side again. Dropout
 /// `p` applies when `rng` is given (training); the weights and masks are exactly those of
-/// [`super::masked_softmax::attention_weights`] with the same generator, over `[N, H, Lq, L]`.
+/// [`reference::attention_weights`] with the same generator, over `[N, H, Lq, L]`.
 #[allow(clippy::too_many_arguments)]
 pub fn attend(
     q: &Tensor,
@@ -390,10 +472,10 @@ pub fn attend(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::masked_softmax::attention_weights;
     use crate::model::testing::max_diff;
     use candle_core::{Device, Var};
     use rand::SeedableRng;
+    use reference::attention_weights;
 
     /// Values and the gradients of q, k and v equal the unfused weights times v, with every mask
     /// kind (rows 1 and 2 also hold queries that see no key), a block of only the newest query,

@@ -20,7 +20,7 @@ const COLOURS: [RGBColor; 4] = [
 ];
 
 fn err(e: impl std::fmt::Display) -> Error {
-    Error::Config(format!("drawing the figure: {e}"))
+    Error::format("the SVG figure", format!("could not be drawn: {e}"))
 }
 
 fn panel<DB: DrawingBackend>(

@@ -9,7 +9,7 @@
 //! state; the backward replays the forward to recover each step's state and gates.
 
 use super::cpu_storage::{contiguous_f32, storage_f32};
-use super::gemm::{matmul, Dst, Mat};
+use crate::kernels::gemm::{matmul, Dst, Mat};
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 /// The final state of a bias-free GRU (torch's gate order r, z, n) that starts at zero and reads

@@ -6,10 +6,9 @@ use llm_esr::data::{Dataset, Groups, Stage};
 use llm_esr::eval::{evaluate, MostPopular, Protocol, Scorer};
 use llm_esr::model::{Mode, ModelConfig};
 use llm_esr::recommend::Recommender;
-use llm_esr::train::{train, RunRecord, TrainConfig};
+use llm_esr::train::{train, RunRecord, TrainConfig, TrainInputs};
 
-mod common;
-use common::fixture;
+use crate::common::fixture;
 
 fn manifest(dataset: &Dataset, groups: &Groups, model: &ModelConfig) -> Manifest {
     Manifest {
@@ -46,9 +45,16 @@ fn trains_beats_popularity_exports_and_reloads() {
     };
     let run_dir = dir.path().join("run");
     let ckpt = run_dir.join("checkpoint.safetensors");
-    let (model, weights, outcome) = train(
-        &dataset, &groups, &model_cfg, &cfg, None, &run_dir, false, false,
-    )
+    let (model, weights, outcome) = train(&TrainInputs {
+        data: &dataset,
+        groups: &groups,
+        model: &model_cfg,
+        train: &cfg,
+        semantic: None,
+        run_dir: &run_dir,
+        progress: false,
+        resume: false,
+    })
     .unwrap();
     assert!(ckpt.is_file(), "best checkpoint written");
 
@@ -99,16 +105,16 @@ fn bundle_corruption_and_bad_requests_are_clear_errors() {
         seed: 2,
         ..TrainConfig::default()
     };
-    let (_, weights, _) = train(
-        &dataset,
-        &groups,
-        &model_cfg,
-        &cfg,
-        None,
-        &dir.path().join("c"),
-        false,
-        false,
-    )
+    let (_, weights, _) = train(&TrainInputs {
+        data: &dataset,
+        groups: &groups,
+        model: &model_cfg,
+        train: &cfg,
+        semantic: None,
+        run_dir: &dir.path().join("c"),
+        progress: false,
+        resume: false,
+    })
     .unwrap();
     let manifest = manifest(&dataset, &groups, &model_cfg);
     let bytes = bundle::write(&manifest, &weights).unwrap();
@@ -205,16 +211,16 @@ fn same_seed_same_weights() {
             seed,
             ..TrainConfig::default()
         };
-        let (_, w, o) = train(
-            &dataset,
-            &groups,
-            &model_cfg,
-            &cfg,
-            None,
-            &dir.path().join(format!("s{seed}")),
-            false,
-            false,
-        )
+        let (_, w, o) = train(&TrainInputs {
+            data: &dataset,
+            groups: &groups,
+            model: &model_cfg,
+            train: &cfg,
+            semantic: None,
+            run_dir: &dir.path().join(format!("s{seed}")),
+            progress: false,
+            resume: false,
+        })
         .unwrap();
         (
             w["item_emb.weight"]

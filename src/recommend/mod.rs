@@ -1,11 +1,10 @@
 //! The recommender used natively and in the browser: a bundle in, top-k items for a session out.
 
+pub mod rerank;
+
 use crate::bundle::{Bundle, ItemEntry, Manifest, Precision};
 use crate::infer::Engine;
-use crate::model::SeqRec;
 use crate::{Error, Result};
-use candle_core::{DType, Device};
-use candle_nn::VarBuilder;
 use serde::Serialize;
 
 /// One recommended item.
@@ -28,7 +27,7 @@ pub struct Recommendation {
 pub struct Options {
     /// Leave session items out of the results.
     pub exclude_session: bool,
-    /// Tail exposure ([`crate::rerank::tail_rerank`]): 0 is the model's ranking.
+    /// Tail exposure ([`rerank::tail_rerank`]): 0 is the model's ranking.
     pub tail_weight: f32,
 }
 
@@ -181,7 +180,7 @@ impl Recommender {
             let pool = self.engine.top_k(session, POOL.max(20 * k), excluded);
             let items = &self.manifest.items;
             let max_pop = items.iter().map(|e| e.popularity).max().unwrap_or(0);
-            crate::rerank::tail_rerank(
+            rerank::tail_rerank(
                 &pool,
                 |id| items[id as usize - 1].popularity,
                 max_pop,
@@ -234,21 +233,12 @@ fn nearest(target: &[f32], id: u32, among: &[(u32, Vec<f32>)]) -> Option<u32> {
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let dot = crate::infer::kernels::dot(a, b);
-    let na = crate::infer::kernels::dot(a, a).sqrt();
-    let nb = crate::infer::kernels::dot(b, b).sqrt();
+    let dot = crate::kernels::dot::dot(a, b);
+    let na = crate::kernels::dot::dot(a, a).sqrt();
+    let nb = crate::kernels::dot::dot(b, b).sqrt();
     if na == 0.0 || nb == 0.0 {
         0.0
     } else {
         dot / (na * nb)
     }
-}
-
-/// Scores from the candle model rebuilt from the bundle's (dequantized) weights: the
-/// straightforward path the fast engine is tested against. Sessions must hold valid ids.
-pub fn reference_scores(bundle: &Bundle, sessions: &[&[u32]]) -> Result<Vec<Vec<f32>>> {
-    let vb = VarBuilder::from_tensors(bundle.dequantized()?, DType::F32, &Device::Cpu);
-    let model = SeqRec::new(&bundle.manifest.model, vb)
-        .map_err(|e| Error::Bundle(format!("weights do not match the model config: {e}")))?;
-    Ok(model.score_histories(sessions)?)
 }

@@ -5,7 +5,7 @@
 use llm_esr::data::{self, Dataset, FilterOptions, GroupConfig, Groups, Stage};
 use llm_esr::eval::{evaluate, MostPopular, Protocol};
 use llm_esr::model::ModelConfig;
-use llm_esr::train::{train, TrainConfig};
+use llm_esr::train::{train, TrainConfig, TrainInputs};
 use std::path::Path;
 
 #[test]
@@ -31,16 +31,16 @@ fn short_run_beats_most_popular_on_ml100k() {
         ..TrainConfig::default()
     };
     let tmp = tempfile::tempdir().unwrap();
-    let (net, _, outcome) = train(
-        &dataset,
-        &groups,
-        &model,
-        &cfg,
-        None,
-        tmp.path(),
-        false,
-        false,
-    )
+    let (net, _, outcome) = train(&TrainInputs {
+        data: &dataset,
+        groups: &groups,
+        model: &model,
+        train: &cfg,
+        semantic: None,
+        run_dir: tmp.path(),
+        progress: false,
+        resume: false,
+    })
     .unwrap();
     let ndcg = |s: &dyn llm_esr::eval::Scorer| {
         evaluate(s, &dataset, &groups, Stage::Test, Protocol::Full, 0, 256)

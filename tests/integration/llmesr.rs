@@ -6,18 +6,17 @@ use candle_core::{Device, Tensor};
 use llm_esr::bundle::{self, Manifest};
 use llm_esr::data::{Dataset, Groups, Stage};
 use llm_esr::eval::{evaluate, MostPopular, Protocol, Scorer};
-use llm_esr::model::fold::fold_semantic;
 use llm_esr::model::init::snapshot;
 use llm_esr::model::{Backbone, ModelConfig, SemanticConfig, SeqRec};
 use llm_esr::recommend::Recommender;
 use llm_esr::semantic::similar::most_similar;
+use llm_esr::train::export::fold_semantic;
 use llm_esr::train::sampler::user_input;
 use llm_esr::train::{
-    train, LossConfig, LossKind, RunRecord, SemanticInputs, Teacher, TrainConfig,
+    train, LossConfig, LossKind, RunRecord, SemanticInputs, Teacher, TrainConfig, TrainInputs,
 };
 
-mod common;
-use common::{fixture, RING};
+use crate::common::{fixture, RING};
 
 const DIM: usize = 40;
 
@@ -88,16 +87,16 @@ fn six_variants_train_fold_and_answer_like_the_model() {
                 ..TrainConfig::default()
             };
             let run_dir = dir.path().join(format!("{backbone:?}-{llmesr}"));
-            let (model, weights, _) = train(
-                &dataset,
-                &groups,
-                &model_cfg,
-                &cfg,
-                llmesr.then_some(&sem),
-                &run_dir,
-                false,
-                false,
-            )
+            let (model, weights, _) = train(&TrainInputs {
+                data: &dataset,
+                groups: &groups,
+                model: &model_cfg,
+                train: &cfg,
+                semantic: llmesr.then_some(&sem),
+                run_dir: &run_dir,
+                progress: false,
+                resume: false,
+            })
             .unwrap();
             let ours = ndcg(&model, &dataset, &groups);
             assert!(
@@ -176,16 +175,16 @@ fn softmax_family_losses_train_every_variant() {
                     ..TrainConfig::default()
                 };
                 let run_dir = dir.path().join(format!("{kind:?}-{backbone:?}-{llmesr}"));
-                let (model, _, outcome) = train(
-                    &dataset,
-                    &groups,
-                    &config(dataset.n_items(), backbone, llmesr),
-                    &cfg,
-                    llmesr.then_some(&sem),
-                    &run_dir,
-                    false,
-                    false,
-                )
+                let (model, _, outcome) = train(&TrainInputs {
+                    data: &dataset,
+                    groups: &groups,
+                    model: &config(dataset.n_items(), backbone, llmesr),
+                    train: &cfg,
+                    semantic: llmesr.then_some(&sem),
+                    run_dir: &run_dir,
+                    progress: false,
+                    resume: false,
+                })
                 .unwrap();
                 let first = outcome.epochs[0].loss;
                 let last = outcome.epochs.last().unwrap().loss;
@@ -250,16 +249,16 @@ fn distillation_pulls(backbone: Backbone) {
             teacher,
             ..TrainConfig::default()
         };
-        let (model, _, _) = train(
-            &dataset,
-            &groups,
-            &model_cfg,
-            &cfg,
-            Some(&sem),
-            &dir.path().join(format!("sd-{weight}-{teacher:?}")),
-            false,
-            false,
-        )
+        let (model, _, _) = train(&TrainInputs {
+            data: &dataset,
+            groups: &groups,
+            model: &model_cfg,
+            train: &cfg,
+            semantic: Some(&sem),
+            run_dir: &dir.path().join(format!("sd-{weight}-{teacher:?}")),
+            progress: false,
+            resume: false,
+        })
         .unwrap();
         dist.push(distance_to_teachers(&model, &dataset, &sem));
     }
@@ -281,16 +280,16 @@ fn llmesr_without_semantic_inputs_or_with_wrong_width_is_refused() {
         ..TrainConfig::default()
     };
     let model_cfg = config(dataset.n_items(), Backbone::Sasrec, true);
-    let err = train(
-        &dataset,
-        &groups,
-        &model_cfg,
-        &cfg,
-        None,
-        dir.path(),
-        false,
-        false,
-    )
+    let err = train(&TrainInputs {
+        data: &dataset,
+        groups: &groups,
+        model: &model_cfg,
+        train: &cfg,
+        semantic: None,
+        run_dir: dir.path(),
+        progress: false,
+        resume: false,
+    })
     .err()
     .unwrap()
     .to_string();
@@ -298,16 +297,16 @@ fn llmesr_without_semantic_inputs_or_with_wrong_width_is_refused() {
     let mut wide = config(dataset.n_items(), Backbone::Sasrec, true);
     wide.semantic.as_mut().unwrap().input_dim = DIM + 1;
     let sem = semantic_inputs(&dataset);
-    let err = train(
-        &dataset,
-        &groups,
-        &wide,
-        &cfg,
-        Some(&sem),
-        dir.path(),
-        false,
-        false,
-    )
+    let err = train(&TrainInputs {
+        data: &dataset,
+        groups: &groups,
+        model: &wide,
+        train: &cfg,
+        semantic: Some(&sem),
+        run_dir: dir.path(),
+        progress: false,
+        resume: false,
+    })
     .err()
     .unwrap()
     .to_string();
@@ -325,8 +324,7 @@ fn pca_initialises_the_id_table_and_the_frozen_table_holds_the_vectors() {
         candle_nn::VarBuilder::from_varmap(&vars, candle_core::DType::F32, &Device::Cpu),
     )
     .unwrap();
-    llm_esr::train::trainer::init_semantic(&vars, &model_cfg, &TrainConfig::default(), &sem)
-        .unwrap();
+    llm_esr::train::init::init_semantic(&vars, &model_cfg, &TrainConfig::default(), &sem).unwrap();
     let w = snapshot(&vars).unwrap();
     let rows = |name: &str| -> Vec<Vec<f32>> { w[name].to_vec2().unwrap() };
     let (id, llm) = (rows("item_emb.weight"), rows("llm_emb.weight"));

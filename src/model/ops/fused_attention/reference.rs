@@ -1,90 +1,13 @@
-//! Attention weights in one candle op: scaled scores, hidden keys (padding, and the future for
-//! causal attention), softmax and dropout fused, with a hand-written backward. The composed version
-//! wrote eight full `[N, H, Lq, L]` tensors forward and more backward, plus an `L × L` bias per
-//! sequence; on MovieLens-1M that memory traffic was most of a training step.
-//! The models now attend through [`super::fused_attention`], which computes these same weights
-//! block by block and never materialises them; this op stays as its tested reference.
+//! The composed reference of the fused attention's weights, for the tests: scaled scores, hidden
+//! keys, softmax and dropout as one candle op with its own backward, materialising every
+//! `[N, H, Lq, L]` weight. The fused op ([`super::attend`]) computes the same weights block by block
+//! and is tested against it, element for element and gradient for gradient.
 
-use super::cpu_storage::contiguous_f32;
+use super::Weights;
+use crate::model::batch::KeyMask;
+use crate::model::ops::cpu_storage::contiguous_f32;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rand::rngs::SmallRng;
-use rand::Rng;
-use std::sync::Arc;
-
-/// Which keys each query of a batch of left-padded sequences may read: keys at or after the row's
-/// padding, and with `causal` only those up to the query's own position (a block of `Lq < L`
-/// queries holds the newest `Lq` positions).
-#[derive(Debug, Clone, PartialEq)]
-pub struct KeyMask {
-    /// Padding length of each row of the batch.
-    pub pads: Arc<Vec<usize>>,
-    pub causal: bool,
-    /// How many identical keys key 0 stands for (1: only itself). Where padding keys are visible
-    /// (the reference's encoder), every padding key is the same vector, so `lead` of them can be
-    /// one column weighted `lead` times: exact, and far less work than the padded length.
-    pub lead: usize,
-}
-
-impl KeyMask {
-    /// Hides each row's `pads` leading keys, and with `causal` the future.
-    pub fn new(pads: Vec<usize>, causal: bool) -> Self {
-        KeyMask {
-            pads: Arc::new(pads),
-            causal,
-            lead: 1,
-        }
-    }
-
-    /// Every key visible, key 0 standing for `lead` identical ones.
-    pub fn lead(rows: usize, lead: usize) -> Self {
-        KeyMask {
-            lead,
-            ..KeyMask::new(vec![0; rows], false)
-        }
-    }
-
-    /// The same mask for a batch made of `n` copies of this one, stacked.
-    pub fn repeat(&self, n: usize) -> KeyMask {
-        KeyMask {
-            pads: Arc::new((0..n).flat_map(|_| self.pads.iter().copied()).collect()),
-            ..self.clone()
-        }
-    }
-
-    /// An error unless the mask covers a batch of `n` rows over `l` keys.
-    pub(super) fn check(&self, n: usize, l: usize) -> Result<()> {
-        if self.pads.len() != n || self.pads.iter().any(|&p| p > l) {
-            candle_core::bail!(
-                "key mask covers {} rows for a batch of {n} (or pads past {l} keys)",
-                self.pads.len()
-            );
-        }
-        if self.lead == 0 || (self.lead > 1 && self.pads.iter().any(|&p| p > 0)) {
-            candle_core::bail!(
-                "key mask: key 0 stands for {} keys; only a mask that hides none may weight it",
-                self.lead
-            );
-        }
-        Ok(())
-    }
-
-    /// The visible keys `lo..=hi` of query `qi` in row `n`, or `None` when it sees none.
-    pub(super) fn range(&self, n: usize, qi: usize, lq: usize, l: usize) -> Option<(usize, usize)> {
-        let lo = self.pads[n];
-        let hi = if self.causal { qi + (l - lq) } else { l - 1 };
-        (lo <= hi).then_some((lo, hi))
-    }
-}
-
-/// How raw scores become attention weights; shared with [`super::fused_attention`], which must
-/// give the same weights and draw the same dropout masks.
-#[derive(Clone)]
-pub(super) struct Weights {
-    pub(super) scale: f32,
-    pub(super) mask: Option<KeyMask>,
-    /// Dropout probability and seed; `None` in evaluation.
-    pub(super) dropout: Option<(f32, u64)>,
-}
 
 /// `[N, H, Lq, L]` dims of a contiguous f32 tensor.
 fn dims(layout: &Layout, mask: Option<&KeyMask>) -> Result<(usize, usize, usize, usize)> {
@@ -104,60 +27,6 @@ fn dims(layout: &Layout, mask: Option<&KeyMask>) -> Result<(usize, usize, usize,
 }
 
 impl Weights {
-    /// Draws the dropout seed from `rng` when training with `p > 0`.
-    pub(super) fn new(
-        scale: f64,
-        mask: Option<&KeyMask>,
-        p: f32,
-        rng: Option<&mut SmallRng>,
-    ) -> Self {
-        let dropout = match rng {
-            Some(r) if p > 0.0 => Some((p, r.random::<u64>())),
-            _ => None,
-        };
-        Weights {
-            scale: scale as f32,
-            mask: mask.cloned(),
-            dropout,
-        }
-    }
-
-    /// The visible keys of query `qi` of batch row `n`.
-    pub(super) fn range(&self, n: usize, qi: usize, lq: usize, l: usize) -> Option<(usize, usize)> {
-        match &self.mask {
-            Some(m) => m.range(n, qi, lq, l),
-            None => Some((0, l - 1)),
-        }
-    }
-
-    /// How many identical keys key 0 stands for.
-    pub(super) fn lead(&self) -> usize {
-        self.mask.as_ref().map_or(1, |m| m.lead)
-    }
-
-    /// Softmax of the visible keys of one row into `p` (zero elsewhere), key 0 counted
-    /// [`Self::lead`] times; a row that sees no key is uniform over all keys, as adding a -1e9
-    /// bias to every score makes it.
-    pub(super) fn probabilities(&self, s: &[f32], range: Option<(usize, usize)>, p: &mut [f32]) {
-        let Some((lo, hi)) = range else {
-            p.fill(1.0 / p.len() as f32);
-            return;
-        };
-        p[..lo].fill(0.0);
-        p[hi + 1..].fill(0.0);
-        let max = s[lo..=hi]
-            .iter()
-            .fold(f32::NEG_INFINITY, |m, &x| m.max(x * self.scale));
-        let mut sum = super::fast_exp::exp_sum(&s[lo..=hi], self.scale, max, &mut p[lo..=hi]);
-        let lead = self.lead();
-        if lead > 1 && lo == 0 {
-            sum += p[0] * (lead - 1) as f32;
-            p[0] *= lead as f32;
-        }
-        let inv = 1.0 / sum;
-        p[lo..=hi].iter_mut().for_each(|o| *o *= inv);
-    }
-
     /// The visible keys of every row of `[N, H, Lq, L]`, in storage order.
     fn rows(&self, (n, h, lq, l): (usize, usize, usize, usize)) -> Vec<Option<(usize, usize)>> {
         let mut out = Vec::with_capacity(n * h * lq);
@@ -169,18 +38,6 @@ impl Weights {
             }
         }
         out
-    }
-
-    /// The dropout multiplier of element `index`, a weight on `key`: 0 or 1/(1-p), the mean of
-    /// [`Self::lead`] such draws on key 0, and 1 without dropout.
-    pub(super) fn keep(&self, index: usize, key: usize) -> f32 {
-        match self.dropout {
-            Some((p, seed)) if key == 0 => {
-                super::dropout::keep_of_many(p, seed, index, self.lead())
-            }
-            Some((p, seed)) => super::dropout::keep(p, seed, index),
-            None => 1.0,
-        }
     }
 }
 

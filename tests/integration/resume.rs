@@ -4,7 +4,7 @@
 //! latter on a semantic set imported from `.npy`. A killed run's progress reads from its resume file
 //! and matches the finished run's curve.
 
-use llm_esr::train::progress::Progress;
+use llm_esr::train::curves::Progress;
 use npyz::WriterBuilder;
 use std::path::Path;
 use std::process::Command;

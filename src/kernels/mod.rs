@@ -1,0 +1,6 @@
+//! The inner loops shared by training and inference: SIMD exponentials, dot products over f32 and
+//! the stored row formats, and a bounds-checked matrix product over slices.
+
+pub mod dot;
+pub mod exp;
+pub mod gemm;
