@@ -24,6 +24,23 @@ pub struct Manifest {
     pub items: Vec<ItemEntry>,
     /// Items with popularity below this are tail items.
     pub item_tail_cut: u32,
+    /// The items' text vectors and the serving-time text term, when the bundle carries them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<super::text::TextSpace>,
+    /// How the bundle's model was trained, as report rows label it (absent in bundles exported
+    /// before it was recorded, and in synthetic ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunInfo>,
+}
+
+/// The training labels of a bundle's model.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunInfo {
+    /// `None` for the reference's BCE.
+    pub loss: Option<String>,
+    /// How an LLM-ESR model departs from the method (`no-sd`, `cross-residual`, …).
+    pub ablation: Option<String>,
+    pub seed: u64,
 }
 
 impl Manifest {
@@ -42,6 +59,8 @@ impl Manifest {
                 })
                 .collect(),
             item_tail_cut: (model.n_items as f64 * 0.8) as u32,
+            text: None,
+            run: None,
         }
     }
 
@@ -55,6 +74,9 @@ impl Manifest {
                 self.items.len(),
                 self.model.n_items
             )));
+        }
+        if let Some(t) = &self.text {
+            t.validate()?;
         }
         Ok(())
     }

@@ -8,9 +8,11 @@
 
 mod manifest;
 pub mod precision;
+pub mod text;
 
-pub use manifest::{ItemEntry, Manifest};
+pub use manifest::{ItemEntry, Manifest, RunInfo};
 pub use precision::{EncoderType, Precision, TableType};
+pub use text::{TextBoost, TextSpace};
 
 use crate::model::names;
 use crate::{Error, Result};
@@ -21,11 +23,14 @@ use std::collections::HashMap;
 use std::io::Cursor;
 
 /// Bumped whenever a reader of the previous version could misread a new file. Version 2 added
-/// quantized item tables and f16 encoders; version 1 files (all f32) still load.
-pub const FORMAT_VERSION: u32 = 2;
+/// quantized item tables and f16 encoders, version 3 the text space ([`TextSpace`]); a bundle
+/// without one is still written as version 2, and version 1 files (all f32) still load.
+pub const FORMAT_VERSION: u32 = 3;
+/// Written when a bundle has no text space: its readers are those of version 2.
+const PLAIN_VERSION: u32 = 2;
 const OLDEST_READABLE: u32 = 1;
 /// The tensors that hold one row per item; only these may be block-quantized.
-pub const ITEM_TABLES: [&str; 2] = [names::ID_TABLE, names::SEMANTIC_TABLE];
+pub const ITEM_TABLES: [&str; 3] = [names::ID_TABLE, names::SEMANTIC_TABLE, names::TEXT_TABLE];
 const KEY_VERSION: &str = "llmesr.format_version";
 const KEY_MANIFEST: &str = "llmesr.manifest";
 const KEY_CHECKSUM: &str = "llmesr.checksum";
@@ -97,7 +102,14 @@ pub fn write_with(
     let meta_values = [
         ("general.architecture", Value::String(ARCHITECTURE.into())),
         ("general.name", Value::String(manifest.name.clone())),
-        (KEY_VERSION, Value::U32(FORMAT_VERSION)),
+        (
+            KEY_VERSION,
+            Value::U32(if manifest.text.is_some() {
+                FORMAT_VERSION
+            } else {
+                PLAIN_VERSION
+            }),
+        ),
         (KEY_MANIFEST, Value::String(json)),
         (KEY_CHECKSUM, Value::U32(sum)),
     ];

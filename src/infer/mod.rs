@@ -11,6 +11,7 @@ pub mod attention;
 pub mod dense;
 pub mod encoder;
 pub mod table;
+pub mod text;
 pub mod topk;
 
 use crate::bundle::Bundle;
@@ -22,6 +23,7 @@ use dense::Weights;
 use encoder::{Encoder, EncoderScratch};
 use std::sync::Mutex;
 use table::ItemTable;
+use text::TextTables;
 
 #[derive(Default)]
 struct Scratch {
@@ -34,6 +36,8 @@ struct Scratch {
     enc: EncoderScratch,
     user: Vec<f32>,
     scores: Vec<f32>,
+    text_best: Vec<f32>,
+    text_row: Vec<f32>,
 }
 
 pub struct Engine {
@@ -45,6 +49,8 @@ pub struct Engine {
     cross: Option<(CrossAttention, CrossAttention)>,
     cross_reach: Reach,
     encoder: Encoder,
+    /// The bundle's text space, when it carries one: the serving-time text term and new items.
+    text: Option<TextTables>,
     /// Buffers reused between calls. Taken out for the length of a call, so concurrent callers
     /// never wait: one that finds it taken works with fresh buffers.
     scratch: Mutex<Scratch>,
@@ -111,8 +117,17 @@ impl Engine {
             Mode::Faithful => Reach::All,
         };
         let encoder = Encoder::load(&cfg, &ws, reach_of(visibility))?;
+        let text = bundle
+            .manifest
+            .text
+            .as_ref()
+            .map(|t| TextTables::load(bundle, t, rows))
+            .transpose()?;
         // Every tensor was read above; one the schema does not list means another model's bundle.
-        let expected = names::tensor_names(&cfg);
+        let mut expected = names::tensor_names(&cfg);
+        if text.is_some() {
+            expected.extend(names::text_names());
+        }
         let mut extra: Vec<&String> = bundle
             .tensors
             .keys()
@@ -134,6 +149,7 @@ impl Engine {
             cross,
             cross_reach,
             encoder,
+            text,
             scratch: Mutex::new(Scratch::default()),
         })
     }
@@ -147,9 +163,32 @@ impl Engine {
         self.tables.len() * self.cfg.hidden
     }
 
-    /// Bytes of item tables held in memory.
+    /// Bytes of item tables held in memory (the text table included).
     pub fn table_bytes(&self) -> usize {
-        self.tables.iter().map(ItemTable::memory_bytes).sum()
+        self.tables
+            .iter()
+            .map(ItemTable::memory_bytes)
+            .sum::<usize>()
+            + self.text.as_ref().map_or(0, TextTables::memory_bytes)
+    }
+
+    /// The bundle's text space, if it has one.
+    pub fn text(&self) -> Option<&TextTables> {
+        self.text.as_ref()
+    }
+
+    /// Replaces the serving-time text term's settings; an error when the bundle has no text space.
+    pub fn set_text_boost(&mut self, boost: crate::bundle::TextBoost) -> Result<()> {
+        boost.validate()?;
+        match self.text.as_mut() {
+            Some(t) => {
+                t.boost = boost;
+                Ok(())
+            }
+            None => Err(Error::Request(
+                "this bundle has no text space (export it with --text-width)".into(),
+            )),
+        }
     }
 
     /// The user vector for a session of valid item ids (oldest first; the newest `max_len` kept).
@@ -305,13 +344,23 @@ impl Engine {
         self.tables[view].add_scores(&user[view * d..(view + 1) * d], scores);
     }
 
-    /// Scores every item for a session: `n_items + 1` values, index 0 the padding slot.
+    /// Scores every item for a session: `n_items + 1` values, index 0 the padding slot; the text
+    /// term included when the bundle has one.
     pub fn scores(&self, session: &[u32]) -> Vec<f32> {
+        let mut s = self.take_scratch();
         let mut user = Vec::new();
-        self.user_vector(session, &mut user);
+        self.encode(session, &mut s, &mut user);
         let mut scores = Vec::new();
         self.scores_into(&user, &mut scores);
+        self.add_text(session, &mut scores, &mut s);
+        self.put_scratch(s);
         scores
+    }
+
+    fn add_text(&self, session: &[u32], scores: &mut [f32], s: &mut Scratch) {
+        if let Some(t) = &self.text {
+            t.add_boost(session, scores, &mut s.text_best, &mut s.text_row);
+        }
     }
 
     /// The `k` best `(id, score)`, best first, skipping the sorted ids in `excluded`.
@@ -320,6 +369,7 @@ impl Engine {
         let (mut user, mut scores) = (std::mem::take(&mut s.user), std::mem::take(&mut s.scores));
         self.encode(session, &mut s, &mut user);
         self.scores_into(&user, &mut scores);
+        self.add_text(session, &mut scores, &mut s);
         let best = topk::top_k(&scores, k, excluded);
         (s.user, s.scores) = (user, scores);
         self.put_scratch(s);

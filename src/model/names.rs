@@ -9,6 +9,10 @@ pub const ID_TABLE: &str = "item_emb.weight";
 pub const FROZEN_TABLE: &str = "llm_emb.weight";
 /// The semantic view folded through the adapter (`adapter(FROZEN_TABLE)`), as bundles store it.
 pub const SEMANTIC_TABLE: &str = "se_emb.weight";
+/// A bundle's items in its text space ([`crate::bundle::TextSpace`]).
+pub const TEXT_TABLE: &str = "text_emb.weight";
+/// The map from the text model's vectors into that space (`.weight`, `.bias`).
+pub const TEXT_MAP: &str = "text_map";
 /// The position table of the transformer backbones.
 pub const POS_TABLE: &str = "pos_emb.weight";
 /// The two linear layers of the semantic adapter, in order.
@@ -72,6 +76,15 @@ pub fn tensor_names(cfg: &ModelConfig) -> Vec<String> {
     }
     names.sort();
     names
+}
+
+/// The tensors a bundle's text space adds to the model's.
+pub fn text_names() -> Vec<String> {
+    vec![
+        TEXT_TABLE.into(),
+        format!("{TEXT_MAP}.bias"),
+        format!("{TEXT_MAP}.weight"),
+    ]
 }
 
 #[cfg(test)]

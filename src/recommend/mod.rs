@@ -84,6 +84,11 @@ impl Recommender {
         &self.engine
     }
 
+    /// Serves with other settings of the bundle's text term (see [`crate::bundle::TextBoost`]).
+    pub fn set_text_boost(&mut self, boost: crate::bundle::TextBoost) -> Result<()> {
+        self.engine.set_text_boost(boost)
+    }
+
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }

@@ -4,10 +4,10 @@
 use crate::{Error, Result};
 use nalgebra::{DMatrix, SymmetricEigen};
 
-/// Projects the rows of `x` (`n × dim`, row-major) onto their first `k` principal components:
-/// centred, not whitened, components ordered by explained variance. Each component's sign is fixed
-/// so that its largest loading is positive, making the result deterministic.
-pub fn project(x: &[f32], n: usize, dim: usize, k: usize) -> Result<Vec<f32>> {
+/// The first `k` principal axes of the rows of `x` (`n × dim`, row-major): the column means and
+/// the axes as columns of a `dim × k` matrix, ordered by explained variance, each axis's sign fixed
+/// so that its largest loading is positive (the result is deterministic).
+fn axes(x: &[f32], n: usize, dim: usize, k: usize) -> Result<(Vec<f64>, DMatrix<f64>)> {
     if n == 0 || dim == 0 || x.len() != n * dim {
         return Err(Error::Training(format!(
             "PCA input must be {n} × {dim} values, got {}",
@@ -42,11 +42,46 @@ pub fn project(x: &[f32], n: usize, dim: usize, k: usize) -> Result<Vec<f32>> {
         }
         basis.set_column(j, &(col * sign));
     }
+    Ok((mean, basis))
+}
+
+/// Projects the rows of `x` (`n × dim`, row-major) onto their first `k` principal components:
+/// centred, not whitened, components ordered by explained variance. Each component's sign is fixed
+/// so that its largest loading is positive, making the result deterministic.
+pub fn project(x: &[f32], n: usize, dim: usize, k: usize) -> Result<Vec<f32>> {
+    let (mean, basis) = axes(x, n, dim, k)?;
+    let centred = DMatrix::from_fn(n, dim, |r, c| x[r * dim + c] as f64 - mean[c]);
     let proj = centred * basis;
     Ok((0..n)
         .flat_map(|r| (0..k).map(move |c| (r, c)))
         .map(|(r, c)| proj[(r, c)] as f32)
         .collect())
+}
+
+/// A fitted projection onto the first principal components, kept to place new rows: row `j` of
+/// `components` (`k × dim`) is axis `j`, so a row `x` projects to `components · (x − mean)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Projection {
+    pub mean: Vec<f32>,
+    pub components: Vec<f32>,
+    pub k: usize,
+    pub dim: usize,
+}
+
+impl Projection {
+    /// The axes of [`project`], as a map that new rows can go through.
+    pub fn fit(x: &[f32], n: usize, dim: usize, k: usize) -> Result<Self> {
+        let (mean, basis) = axes(x, n, dim, k)?;
+        Ok(Projection {
+            mean: mean.iter().map(|&m| m as f32).collect(),
+            components: (0..k)
+                .flat_map(|j| (0..dim).map(move |c| (c, j)))
+                .map(|(c, j)| basis[(c, j)] as f32)
+                .collect(),
+            k,
+            dim,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -72,5 +107,15 @@ mod tests {
         let var = |c: usize| p.chunks(2).map(|r| r[c] * r[c]).sum::<f32>();
         assert!(var(0) > 100.0 * var(1));
         assert!(project(&x, 50, 3, 4).is_err());
+        // The fitted map places the same rows where the projection put them.
+        let map = Projection::fit(&x, 50, 3, 2).unwrap();
+        for (i, row) in x.chunks(3).enumerate() {
+            for j in 0..2 {
+                let v: f32 = (0..3)
+                    .map(|c| map.components[j * 3 + c] * (row[c] - map.mean[c]))
+                    .sum();
+                assert!((v - p[i * 2 + j]).abs() < 1e-3, "{i} {j}");
+            }
+        }
     }
 }

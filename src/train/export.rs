@@ -6,14 +6,16 @@
 
 use super::checkpoint::{load_checkpoint, CHECKPOINT_FILE};
 use super::run::RunRecord;
-use crate::bundle::{self, Manifest, Precision};
+use super::text_space::{self, TextInputs};
+use crate::bundle::{self, Manifest, Precision, RunInfo, TextBoost};
 use crate::model::names::{self, ADAPTER, FROZEN_TABLE, SEMANTIC_TABLE};
 use crate::model::ModelConfig;
 use crate::recommend::Recommender;
+use crate::semantic::SemanticSet;
 use crate::{Error, Result};
 use candle_core::Tensor;
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Returns the folded config and weights; models without an unfolded semantic view pass through.
 pub fn fold_semantic(
@@ -66,12 +68,91 @@ impl RunRecord {
             model: self.model.clone(),
             items: self.items.clone(),
             item_tail_cut: self.groups.item_cut,
+            text: None,
+            run: Some(RunInfo {
+                loss: self.train.loss_label(),
+                ablation: self.ablation(),
+                seed: self.train.seed,
+            }),
         }
+    }
+}
+
+/// The text space a bundle should carry.
+#[derive(Debug, Clone)]
+pub struct TextExport {
+    pub width: usize,
+    pub boost: TextBoost,
+    /// Where the items' text-model vectors come from for a run without a semantic view (an LLM-ESR
+    /// run's checkpoint holds them in its frozen table).
+    pub semantic: Option<PathBuf>,
+}
+
+/// How a run is exported.
+#[derive(Debug, Clone, Default)]
+pub struct ExportOptions {
+    pub precision: Precision,
+    pub text: Option<TextExport>,
+}
+
+/// The text model of a run's semantic set, from the fingerprint `run.json` records
+/// (`path (model[+csls-K]:checksum)`).
+fn text_model_of(record: &RunRecord) -> Option<String> {
+    let fp = record.semantic.as_deref()?.rsplit_once('(')?.1;
+    let model = fp.split(':').next()?.split("+csls-").next()?;
+    (!model.is_empty()).then(|| model.to_string())
+}
+
+/// The items' text-model vectors (row `i` for item id `i + 1`), their width and the text model.
+fn text_vectors(
+    record: &RunRecord,
+    weights: &HashMap<String, Tensor>,
+    t: &TextExport,
+) -> Result<(Vec<f32>, usize, String)> {
+    let n = record.model.n_items;
+    if let Some(path) = &t.semantic {
+        let set = SemanticSet::load(path)?;
+        let rows: HashMap<&str, usize> = set
+            .item_keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.as_str(), i))
+            .collect();
+        let mut out = Vec::with_capacity(n * set.dim);
+        for item in &record.items {
+            let r = *rows.get(item.key.as_str()).ok_or_else(|| {
+                Error::format(path, format!("has no vector for item {:?}", item.key))
+            })?;
+            out.extend_from_slice(&set.items[r * set.dim..(r + 1) * set.dim]);
+        }
+        return Ok((out, set.dim, set.provenance.model));
+    }
+    match (weights.get(FROZEN_TABLE), text_model_of(record)) {
+        (Some(table), Some(model)) => {
+            let dim = table.dim(1)?;
+            let items = table.narrow(0, 1, n)?.flatten_all()?.to_vec1::<f32>()?;
+            Ok((items, dim, model))
+        }
+        _ => Err(Error::Config(format!(
+            "a text space needs the items' text vectors: {} has no semantic view, so name its semantic set with --semantic FILE",
+            record.title()
+        ))),
     }
 }
 
 /// The run's bundle at the given storage types, checked to load before it is returned.
 pub fn export(run: &Path, precision: Precision) -> Result<(RunRecord, Vec<u8>)> {
+    export_with(
+        run,
+        &ExportOptions {
+            precision,
+            text: None,
+        },
+    )
+}
+
+/// The run's bundle as `opts` asks, checked to load before it is returned.
+pub fn export_with(run: &Path, opts: &ExportOptions) -> Result<(RunRecord, Vec<u8>)> {
     let record = RunRecord::load(run)?;
     let checkpoint = run.join(CHECKPOINT_FILE);
     let weights = load_checkpoint(&checkpoint)?;
@@ -90,10 +171,29 @@ pub fn export(run: &Path, precision: Precision) -> Result<(RunRecord, Vec<u8>)> 
             ),
         ));
     }
-    let (model, weights) = fold_semantic(&record.model, &weights)?;
+    let text = opts
+        .text
+        .as_ref()
+        .map(|t| -> Result<_> {
+            let (vectors, dim, model) = text_vectors(&record, &weights, t)?;
+            text_space::build(&TextInputs {
+                model,
+                vectors: &vectors,
+                dim,
+                rows: record.model.item_rows(),
+                width: t.width,
+                boost: t.boost,
+            })
+        })
+        .transpose()?;
+    let (model, mut weights) = fold_semantic(&record.model, &weights)?;
     let mut manifest = record.manifest();
     manifest.model = model;
-    let bytes = bundle::write_with(&manifest, &weights, precision)?;
+    if let Some((space, tensors)) = text {
+        manifest.text = Some(space);
+        weights.extend(tensors);
+    }
+    let bytes = bundle::write_with(&manifest, &weights, opts.precision)?;
     Recommender::from_bytes(&bytes)
         .map_err(|e| Error::Bundle(format!("the freshly written bundle does not load: {e}")))?;
     Ok((record, bytes))

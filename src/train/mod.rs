@@ -12,6 +12,7 @@ pub mod init;
 pub mod loss;
 pub mod run;
 pub mod sampler;
+pub mod text_space;
 pub mod trainer;
 
 pub use config::{IdInit, Teacher, TrainConfig};

@@ -113,6 +113,8 @@ fn six_variants_train_fold_and_answer_like_the_model() {
                 model: folded_cfg,
                 items: RunRecord::items_of(&dataset, &groups),
                 item_tail_cut: groups.item_cut,
+                text: None,
+                run: None,
             };
             let rec = Recommender::from_bytes(&bundle::write(&manifest, &folded).unwrap()).unwrap();
             for session in [&[3u32, 4, 5][..], &[7], &(1..=30).collect::<Vec<u32>>()] {

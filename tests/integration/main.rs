@@ -13,3 +13,4 @@ mod pipeline;
 mod properties;
 mod reference_step;
 mod resume;
+mod text_space;

@@ -17,6 +17,8 @@ fn manifest(dataset: &Dataset, groups: &Groups, model: &ModelConfig) -> Manifest
         model: model.clone(),
         items: RunRecord::items_of(dataset, groups),
         item_tail_cut: groups.item_cut,
+        text: None,
+        run: None,
     }
 }
 

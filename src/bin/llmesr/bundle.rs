@@ -3,13 +3,13 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use llm_esr::bundle::{self, EncoderType, Manifest, Precision, TableType};
+use llm_esr::bundle::{self, EncoderType, Manifest, Precision, TableType, TextBoost};
 use llm_esr::data::{self, Stage};
 use llm_esr::eval::report;
 use llm_esr::eval::{evaluate, Protocol};
 use llm_esr::model::{Backbone, ModelConfig, SemanticConfig};
 use llm_esr::recommend::{Options, Recommender};
-use llm_esr::train::export::export;
+use llm_esr::train::export::{export, export_with, ExportOptions, TextExport};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -26,6 +26,52 @@ pub struct ExportArgs {
     /// Storage type of the encoder weights: f32 or f16.
     #[arg(long, default_value = "f32")]
     pub encoder: EncoderType,
+    #[command(flatten)]
+    pub text: TextArgs,
+}
+
+/// The text space a bundle may carry (the serving-time text term and new items from their text).
+#[derive(Args)]
+pub struct TextArgs {
+    /// Carry the items' text vectors in a table of this width (standardised, PCA, unit length).
+    #[arg(long)]
+    pub text_width: Option<usize>,
+    /// A semantic set from `llmesr embed` with the items' text vectors, for a run without a
+    /// semantic view.
+    #[arg(long, requires = "text_width")]
+    pub semantic: Option<PathBuf>,
+    /// Weight of the serving-time text term (0: off).
+    #[arg(long, requires = "text_width", default_value_t = TextBoost::default().weight)]
+    pub text_weight: f32,
+    /// The text term applies to candidates below this training popularity (0: to all; default:
+    /// the bundle's tail cut).
+    #[arg(long, requires = "text_width")]
+    pub text_below: Option<u32>,
+    /// Newest session items each candidate is compared with.
+    #[arg(long, requires = "text_width", default_value_t = TextBoost::default().recent)]
+    pub text_recent: usize,
+}
+
+impl TextArgs {
+    /// The text space to export, the term routed to the run's tail items unless told otherwise.
+    fn export(&self, run: &std::path::Path) -> Result<Option<TextExport>> {
+        let Some(width) = self.text_width else {
+            return Ok(None);
+        };
+        let below = match self.text_below {
+            Some(b) => b,
+            None => llm_esr::train::RunRecord::load(run)?.groups.item_cut,
+        };
+        Ok(Some(TextExport {
+            width,
+            boost: TextBoost {
+                weight: self.text_weight,
+                below_popularity: below,
+                recent: self.text_recent,
+            },
+            semantic: self.semantic.clone(),
+        }))
+    }
 }
 
 pub fn export_run(a: ExportArgs) -> Result<()> {
@@ -33,7 +79,11 @@ pub fn export_run(a: ExportArgs) -> Result<()> {
         tables: a.quant,
         encoder: a.encoder,
     };
-    let (record, bytes) = export(&a.run, precision)?;
+    let opts = ExportOptions {
+        precision,
+        text: a.text.export(&a.run)?,
+    };
+    let (record, bytes) = export_with(&a.run, &opts)?;
     llm_esr::fsio::write_atomic(&a.out, &bytes)?;
     eprintln!(
         "wrote {} ({} bytes, {} items, tables {}, encoder {})",

@@ -1,19 +1,15 @@
-//! The evaluation commands: a saved model on a dataset (`eval`), the floors (`baseline`), what
-//! each view of a bundle does (`views`) and the tail-exposure trade-off (`exposure`).
+//! The diagnostic evaluations: the floors (`baseline`), what each view of a bundle does (`views`)
+//! and the tail-exposure trade-off (`exposure`).
 
 use crate::args::{default_dataset, DataArgs};
 use anyhow::Result;
 use clap::Args;
-use llm_esr::data::{self, Dataset, FilterOptions, GroupConfig, Groups, Stage};
-use llm_esr::eval::report::{self, RunLabels};
+use llm_esr::data::Stage;
+use llm_esr::eval::report::RunLabels;
 use llm_esr::eval::semantic_knn::SemanticNeighbours;
-use llm_esr::eval::{
-    evaluate_protocols, evaluate_with, EvalOptions, MostPopular, Protocol, Scorer, PROTOCOLS,
-};
+use llm_esr::eval::{evaluate_protocols, MostPopular};
 use llm_esr::recommend::Recommender;
 use llm_esr::semantic::SemanticSet;
-use llm_esr::train::checkpoint::load_model;
-use llm_esr::train::{RunRecord, TrainConfig};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -153,134 +149,5 @@ pub fn views(a: ViewsArgs) -> Result<()> {
         );
     }
     eprintln!("{}", serde_json::to_string(&rows)?);
-    Ok(())
-}
-
-#[derive(Args)]
-pub struct EvalArgs {
-    /// A run folder written by `train`: its best checkpoint is scored by the candle model.
-    #[arg(long, required_unless_present = "bundle", conflicts_with = "bundle")]
-    pub run: Option<PathBuf>,
-    /// A bundle: scored by the inference engine, as the CLI and the browser serve it.
-    #[arg(long)]
-    pub bundle: Option<PathBuf>,
-    /// The dataset folder the model was trained on.
-    #[arg(long)]
-    pub data: PathBuf,
-    /// full, or sampledN (N uniform negatives, the paper's sampled100); default both.
-    #[arg(long)]
-    pub protocol: Option<Protocol>,
-    /// Which held-out item to rank: valid (for choosing settings) or test.
-    #[arg(long, value_enum, default_value_t = Stage::Test)]
-    pub split: Stage,
-    /// Give the model only the newest K items of each history (comma-separated for several K),
-    /// as a visitor's short session; only those items are excluded from the candidates.
-    #[arg(long, value_delimiter = ',')]
-    pub session_len: Vec<usize>,
-    /// Label the rows as a chosen configuration (best-base, best-llm).
-    #[arg(long)]
-    pub preset: Option<String>,
-    /// Append every metric as a row to this JSON report (test split only).
-    #[arg(long)]
-    pub report: Option<PathBuf>,
-    /// Print the reports as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
-}
-
-pub fn eval(a: EvalArgs) -> Result<()> {
-    if a.report.is_some() && a.split != Stage::Test {
-        anyhow::bail!("--report takes test-split rows only: validation is for choosing settings");
-    }
-    if a.session_len.contains(&0) {
-        anyhow::bail!("--session-len must be at least 1");
-    }
-    let raw = data::load_dir(&a.data)?;
-    let (scorer, dataset, groups, mut labels, title): (Box<dyn Scorer>, _, _, _, _) =
-        match (&a.run, &a.bundle) {
-            (Some(run), _) => {
-                let record = RunRecord::load(run)?;
-                let dataset = record.dataset_from(&raw, run, &a.data)?;
-                let model = load_model(run, &record)?;
-                let title = format!("{} {}", record.dataset, record.title());
-                (
-                    Box::new(model),
-                    dataset,
-                    record.groups.clone(),
-                    record.labels(),
-                    title,
-                )
-            }
-            (None, Some(path)) => {
-                let rec = Recommender::from_bytes(&llm_esr::fsio::read(path)?)?;
-                let dataset = Dataset::from_raw(&raw, &FilterOptions::default())?;
-                if dataset.n_items() != rec.n_items() {
-                    anyhow::bail!(
-                        "{} has {} items; {} gives {}",
-                        path.display(),
-                        rec.n_items(),
-                        a.data.display(),
-                        dataset.n_items()
-                    );
-                }
-                let cfg = rec.manifest().model.clone();
-                let groups =
-                    Groups::compute(&dataset, GroupConfig::for_mode(cfg.mode), cfg.max_len)?;
-                let labels = RunLabels {
-                    dataset: dataset.name.clone(),
-                    backbone: cfg.backbone.label().into(),
-                    variant: cfg.variant().into(),
-                    quant: Some(rec.precision().label()),
-                    bundle_bytes: Some(rec.bundle_bytes() as u64),
-                    mode: cfg.mode.label().into(),
-                    seed: TrainConfig::default().seed,
-                    ..RunLabels::default()
-                };
-                let title = rec.manifest().name.clone();
-                (Box::new(rec), dataset, groups, labels, title)
-            }
-            (None, None) => unreachable!("clap requires --run or --bundle"),
-        };
-    labels.preset = a.preset.clone();
-    let protocols: Vec<Protocol> = a.protocol.map_or(PROTOCOLS.to_vec(), |p| vec![p]);
-    let cuts: Vec<Option<usize>> = if a.session_len.is_empty() {
-        vec![None]
-    } else {
-        a.session_len.iter().map(|&k| Some(k)).collect()
-    };
-    let mut all = Vec::new();
-    let mut rows = Vec::new();
-    for session_len in cuts {
-        let opts = EvalOptions { session_len };
-        labels.session_len = session_len;
-        for &p in &protocols {
-            let r = evaluate_with(
-                scorer.as_ref(),
-                &dataset,
-                &groups,
-                a.split,
-                p,
-                labels.seed,
-                256,
-                opts,
-            )?;
-            let what = session_len
-                .map(|k| format!(", newest {k} items"))
-                .unwrap_or_default();
-            eprintln!(
-                "{}",
-                report::table(&format!("{title} {}{what}", a.split.label()), &r)
-            );
-            rows.extend(report::rows(&labels, &r));
-            all.push(r);
-        }
-    }
-    if let Some(path) = &a.report {
-        report::append(path, &rows)?;
-        eprintln!("appended {} rows to {}", rows.len(), path.display());
-    }
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
-    }
     Ok(())
 }

@@ -5,6 +5,7 @@
 mod args;
 mod bundle;
 mod embed;
+mod eval;
 mod evaluate;
 mod report;
 mod train;
@@ -37,7 +38,7 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// Evaluate a trained run or a bundle on a dataset: every group, both protocols (or one),
     /// the validation or the test split, optionally with short sessions (the newest K items).
-    Eval(evaluate::EvalArgs),
+    Eval(eval::EvalArgs),
     /// Evaluate the most-popular baseline (the floor every table carries).
     Baseline(evaluate::BaselineArgs),
     /// Pack a trained run into one bundle file for the browser or `recommend`.
@@ -102,7 +103,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(a) => train::run(a),
         Command::Embed(a) => embed::run(a),
-        Command::Eval(a) => evaluate::eval(a),
+        Command::Eval(a) => eval::eval(a),
         Command::Baseline(a) => evaluate::baseline(a),
         Command::Export(a) => bundle::export_run(a),
         Command::Quantize(a) => bundle::quantize(a),
