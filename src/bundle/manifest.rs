@@ -41,6 +41,9 @@ pub struct RunInfo {
     /// How an LLM-ESR model departs from the method (`no-sd`, `cross-residual`, …).
     pub ablation: Option<String>,
     pub seed: u64,
+    /// The new items a cold-start run held out of training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold: Option<crate::data::ColdConfig>,
 }
 
 impl Manifest {

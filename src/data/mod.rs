@@ -1,5 +1,6 @@
 //! Interaction data: file readers, filtering, the leave-one-out split and long-tail groups.
 
+pub mod cold;
 pub mod dataset;
 pub mod filter;
 pub mod groups;
@@ -9,6 +10,7 @@ pub mod recbole;
 pub mod split;
 mod text;
 
+pub use cold::{ColdConfig, ColdItems};
 pub use dataset::Dataset;
 pub use filter::{FilterKind, FilterOptions};
 pub use groups::{GroupConfig, Groups, PopularityScope, Threshold};

@@ -4,6 +4,7 @@
 use super::metrics::Accum;
 use crate::data::groups::Groups;
 use crate::data::split::{eval_case, Stage};
+use crate::data::ColdItems;
 use crate::data::Dataset;
 use crate::Result;
 use rand::rngs::SmallRng;
@@ -70,9 +71,21 @@ pub struct EvalReport {
     pub groups: BTreeMap<String, Accum>,
 }
 
+/// The groups of a cold-start evaluation: users whose target is a new item, and the rest.
+pub const COLD_GROUPS: [&str; 2] = ["cold_item", "warm_item"];
+
 impl EvalReport {
     pub fn group(&self, name: &str) -> &Accum {
         &self.groups[name]
+    }
+
+    /// The report's groups in report order: [`GROUPS`], then [`COLD_GROUPS`] where present.
+    pub fn group_names(&self) -> Vec<&'static str> {
+        GROUPS
+            .into_iter()
+            .chain(COLD_GROUPS)
+            .filter(|g| self.groups.contains_key(*g))
+            .collect()
     }
 }
 
@@ -125,13 +138,18 @@ pub fn rank_all(
     )
 }
 
-/// How the users' inputs are cut before they are scored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct EvalOptions {
+/// How the users' inputs are cut before they are scored, and which items take part.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct EvalOptions<'a> {
     /// Only the newest `k` items of each input history (a short session, as a visitor of a static
     /// site builds one); the model is unchanged, and only those items are excluded from the
     /// candidates. `None`: the whole history.
     pub session_len: Option<usize>,
+    /// Items that are no candidates: new items before their launch (validating a cold-start run).
+    pub excluded: Option<&'a ColdItems>,
+    /// New items: users whose target is one of them form the `cold_item` group, the rest
+    /// `warm_item`.
+    pub cold: Option<&'a ColdItems>,
 }
 
 /// [`rank_all`] with inputs cut as `opts` says.
@@ -145,6 +163,7 @@ pub fn rank_all_with(
     opts: EvalOptions,
 ) -> Result<Vec<Ranked>> {
     let n_items = data.n_items() as u32;
+    let is_excluded = |c: u32| opts.excluded.is_some_and(|x| x.contains(c));
     let full_len: Vec<usize> = data
         .sequences
         .iter()
@@ -173,13 +192,15 @@ pub fn rank_all_with(
                 .iter()
                 .zip(&histories)
                 .map(|(&(_, target), history)| {
-                    let available =
-                        n_items as usize - history.len() - usize::from(!history.contains(&target));
+                    let blocked = opts.excluded.map_or(0, |c| c.ids().len());
+                    let available = (n_items as usize)
+                        .saturating_sub(history.len() + usize::from(!history.contains(&target)))
+                        .saturating_sub(blocked);
                     let n = n.min(available);
                     let mut negs = HashSet::with_capacity(n);
                     while negs.len() < n {
                         let c = rng.random_range(1..=n_items);
-                        if c != target && !history.contains(&c) {
+                        if c != target && !history.contains(&c) && !is_excluded(c) {
                             negs.insert(c);
                         }
                     }
@@ -209,7 +230,8 @@ pub fn rank_all_with(
                 Protocol::Full => rank_of(
                     scores,
                     target,
-                    (1..=n_items).filter(|c| *c != target && !history.contains(c)),
+                    (1..=n_items)
+                        .filter(|&c| c != target && !history.contains(&c) && !is_excluded(c)),
                 ),
                 Protocol::Sampled(_) => rank_of(scores, target, negatives[u].iter().copied()),
             };
@@ -278,8 +300,14 @@ pub fn evaluate_with(
     batch_size: usize,
     opts: EvalOptions,
 ) -> Result<EvalReport> {
+    let cold_groups: &[&str] = if opts.cold.is_some() {
+        &COLD_GROUPS
+    } else {
+        &[]
+    };
     let mut acc: BTreeMap<String, Accum> = GROUPS
         .iter()
+        .chain(cold_groups)
         .map(|g| (g.to_string(), Accum::default()))
         .collect();
     for r in rank_all_with(scorer, data, stage, protocol, seed, batch_size, opts)? {
@@ -293,7 +321,17 @@ pub fn evaluate_with(
         } else {
             "head_user"
         };
-        for g in ["overall", item_group, user_group] {
+        let cold_group = opts.cold.map(|c| {
+            if c.contains(r.target) {
+                "cold_item"
+            } else {
+                "warm_item"
+            }
+        });
+        for g in ["overall", item_group, user_group]
+            .into_iter()
+            .chain(cold_group)
+        {
             acc.get_mut(g).expect("group names are fixed").add(r.rank);
         }
     }

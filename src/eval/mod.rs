@@ -15,7 +15,7 @@ pub mod views;
 
 pub use evaluate::{
     evaluate, evaluate_protocols, evaluate_with, rank_all, rank_all_with, EvalOptions, EvalReport,
-    Protocol, Ranked, Scorer, PROTOCOLS,
+    Protocol, Ranked, Scorer, COLD_GROUPS, PROTOCOLS,
 };
 pub use metrics::{ndcg_gain, Accum};
 pub use popularity::MostPopular;

@@ -66,7 +66,7 @@ pub struct RunLabels {
 
 pub fn rows(labels: &RunLabels, report: &EvalReport) -> Vec<QualityRow> {
     let mut out = Vec::new();
-    for g in GROUPS {
+    for g in report.group_names() {
         let acc = report.group(g);
         // An empty group has no metric (its means are NaN, which JSON cannot hold): no rows.
         if acc.users == 0 {
@@ -112,7 +112,7 @@ pub fn table(title: &str, report: &EvalReport) -> String {
         s += &format!(" {m:>8}");
     }
     s.push('\n');
-    for g in GROUPS {
+    for g in report.group_names() {
         let acc = report.group(g);
         s += &format!("{g:<10} {:>6}", acc.users);
         for (_, v) in acc.means() {

@@ -92,6 +92,9 @@ pub(crate) fn fingerprint(
     if cfg.loss.kind != super::loss::LossKind::Bce {
         fp["loss"] = serde_json::json!(cfg.loss);
     }
+    if let Some(c) = cfg.cold {
+        fp["cold"] = serde_json::json!(c);
+    }
     fp.to_string()
 }
 

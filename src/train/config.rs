@@ -1,6 +1,7 @@
 //! Training hyper-parameters, checked before any work starts.
 
 use super::loss::LossConfig;
+use crate::data::ColdConfig;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +39,9 @@ pub struct TrainConfig {
     /// The recommendation loss (`loss`, `negatives`, `gbce_t`, `logq` in the JSON).
     #[serde(flatten)]
     pub loss: LossConfig,
+    /// Cold-start evaluation: the share of items held out as new items, and its seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cold: Option<ColdConfig>,
 }
 
 /// Batches per length-sorting window when bucketing.
@@ -99,6 +103,7 @@ impl Default for TrainConfig {
             mask_prob: default_mask_prob(),
             bucket: false,
             loss: LossConfig::default(),
+            cold: None,
         }
     }
 }
@@ -137,6 +142,14 @@ impl TrainConfig {
                 "mask_prob must be in (0, 1], got {}",
                 self.mask_prob
             ));
+        }
+        if let Some(c) = &self.cold {
+            c.validate()?;
+            if self.loss.kind == super::loss::LossKind::Bce {
+                return Err(Error::Config(
+                    "new items (--cold-items) need a softmax-family loss (--loss ce, sampled or gbce): BCE's negatives do not leave them out".into(),
+                ));
+            }
         }
         self.loss.validate()
     }

@@ -73,6 +73,7 @@ impl RunRecord {
                 loss: self.train.loss_label(),
                 ablation: self.ablation(),
                 seed: self.train.seed,
+                cold: self.train.cold,
             }),
         }
     }

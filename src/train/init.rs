@@ -2,6 +2,7 @@
 //! started from its PCA, written into a freshly built model's variables.
 
 use super::config::{IdInit, TrainConfig};
+use crate::data::Dataset;
 use crate::model::names::{FROZEN_TABLE, ID_TABLE};
 use crate::model::ModelConfig;
 use crate::{Error, Result};
@@ -85,6 +86,46 @@ pub fn init_semantic(
         set_var(vars, ID_TABLE, &with_special_rows(&pca, cfg)?)?;
     }
     Ok(())
+}
+
+/// The configs checked, and the semantic inputs an LLM-ESR model trains with checked against the
+/// dataset (`None` for a base model).
+pub(crate) fn checked_semantic<'a>(
+    data: &Dataset,
+    model_cfg: &ModelConfig,
+    train: &TrainConfig,
+    semantic: Option<&'a SemanticInputs>,
+) -> Result<Option<&'a SemanticInputs>> {
+    model_cfg.validate()?;
+    train.validate()?;
+    if model_cfg.n_items != data.n_items() {
+        return Err(Error::Config(format!(
+            "model has {} items, dataset {}",
+            model_cfg.n_items,
+            data.n_items()
+        )));
+    }
+    let semantic =
+        match (&model_cfg.semantic, semantic) {
+            (Some(_), None) => return Err(Error::Config(
+                "an LLM-ESR model needs semantic embeddings (llmesr embed, then --semantic FILE)"
+                    .into(),
+            )),
+            (None, _) => None,
+            (Some(_), Some(s)) => Some(s),
+        };
+    if let Some(s) = semantic {
+        if s.items.dim(0)? != data.n_items() || s.similar.len() != data.n_users() {
+            return Err(Error::Config(format!(
+                "semantic inputs cover {} items and {} users, the dataset {} and {}",
+                s.items.dim(0)?,
+                s.similar.len(),
+                data.n_items(),
+                data.n_users()
+            )));
+        }
+    }
+    Ok(semantic)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use super::distill::{masked_mse, Distiller};
 use super::sampler::TrainBatch;
-use crate::data::Dataset;
+use crate::data::{ColdItems, Dataset};
 use crate::model::ops::candidate_loss::{candidate_loss, Objective};
 use crate::model::{SeqBatch, SeqRec, Visibility};
 use crate::{Error, Result};
@@ -135,6 +135,7 @@ fn softmax_family(
     hidden: &Tensor,
     positives: &[u32],
     loss: &LossConfig,
+    held_out: Option<&ColdItems>,
     rng: &mut SmallRng,
 ) -> Result<Tensor> {
     let device = Device::Cpu;
@@ -160,7 +161,16 @@ fn softmax_family(
                 .iter()
                 .map(|t| t.narrow(0, 0, n_items + 1))
                 .collect::<candle_core::Result<Vec<_>>>()?;
-            let ids: Vec<u32> = (0..=n_items as u32).collect();
+            // Held-out items are not in the catalogue yet: marked as padding, never candidates.
+            let ids: Vec<u32> = (0..=n_items as u32)
+                .map(|i| {
+                    if held_out.is_some_and(|c| c.contains(i)) {
+                        0
+                    } else {
+                        i
+                    }
+                })
+                .collect();
             (
                 Tensor::cat(&parts, 1)?,
                 ids,
@@ -170,10 +180,25 @@ fn softmax_family(
             )
         }
         LossKind::Sampled | LossKind::Gbce => {
-            let k = loss.negatives.min(n_items);
-            let ids: Vec<u32> = rand::seq::index::sample(rng, n_items, k)
+            let pool: Vec<u32> = match held_out {
+                None => Vec::new(),
+                Some(c) => (1..=n_items as u32).filter(|&i| !c.contains(i)).collect(),
+            };
+            let available = if held_out.is_some() {
+                pool.len()
+            } else {
+                n_items
+            };
+            let k = loss.negatives.min(available);
+            let ids: Vec<u32> = rand::seq::index::sample(rng, available, k)
                 .into_iter()
-                .map(|i| i as u32 + 1)
+                .map(|i| {
+                    if held_out.is_some() {
+                        pool[i]
+                    } else {
+                        i as u32 + 1
+                    }
+                })
                 .collect();
             let vectors = SeqRec::lookup(tables, &Tensor::from_vec(ids.clone(), k, &device)?)?;
             let objective = if loss.kind == LossKind::Gbce {
@@ -227,11 +252,13 @@ pub struct StepLoss {
 /// The loss of one batch with its targets (and, for BCE, negatives) already drawn — the
 /// reference's `forward(seq, pos, neg, positions, sim_seq, …)`. The model runs in training mode
 /// (dropout from `rng`), teachers included; sampled losses draw their negatives from `rng` too.
+/// `held_out` items (new items of a cold-start run) are never candidates or negatives.
 pub fn step_loss(
     model: &SeqRec,
     host: TrainBatch,
     visibility: Visibility,
     loss_cfg: &LossConfig,
+    held_out: Option<&ColdItems>,
     distill: Option<Distill<'_>>,
     rng: &mut SmallRng,
 ) -> Result<StepLoss> {
@@ -246,6 +273,11 @@ pub fn step_loss(
         (hidden.squeeze(1)?, vec![batch.batch])
     };
     let mut loss = match loss_cfg.kind {
+        LossKind::Bce if held_out.is_some() => {
+            return Err(Error::Config(
+                "held-out new items need a softmax-family loss (ce, sampled, gbce): BCE's negatives do not leave them out".into(),
+            ))
+        }
         LossKind::Bce => {
             let pos = Tensor::from_vec(host.positives, shape.clone(), &device)?;
             let neg = Tensor::from_vec(host.negatives, shape, &device)?;
@@ -257,7 +289,15 @@ pub fn step_loss(
                 &mask,
             )?
         }
-        _ => softmax_family(model, &tables, &hidden_rec, &host.positives, loss_cfg, rng)?,
+        _ => softmax_family(
+            model,
+            &tables,
+            &hidden_rec,
+            &host.positives,
+            loss_cfg,
+            held_out,
+            rng,
+        )?,
     };
     let student = hidden.narrow(1, hidden.dim(1)? - 1, 1)?.squeeze(1)?;
     let mut teacher_seconds = 0.0;

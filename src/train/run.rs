@@ -93,6 +93,8 @@ impl RunRecord {
             bundle_bytes: None,
             mode: self.model.mode.label().into(),
             loss: self.train.loss_label(),
+            cold_share: self.train.cold.map(|c| c.share),
+            cold_seed: self.train.cold.map(|c| c.seed),
             seed: self.train.seed,
             ..RunLabels::default()
         }

@@ -9,13 +9,13 @@ use super::checkpoint::{
 };
 use super::config::TrainConfig;
 use super::distill::Distiller;
-use super::init::{init_semantic, SemanticInputs};
+use super::init::{checked_semantic, init_semantic, SemanticInputs};
 use super::loss::{step_loss, Distill};
 use super::run::{EpochLog, TrainOutcome};
 use super::sampler::{epoch_samples, host_batch, trainable_users};
 use crate::data::groups::Groups;
-use crate::data::{Dataset, Stage};
-use crate::eval::{evaluate, Protocol};
+use crate::data::{ColdItems, Dataset, Stage};
+use crate::eval::{evaluate_with, EvalOptions, Protocol};
 use crate::model::init::{seeded_init, snapshot};
 use crate::model::names::FROZEN_TABLE;
 use crate::model::{ModelConfig, SeqRec, Visibility};
@@ -53,52 +53,24 @@ fn epoch_rng(seed: u64, epoch: usize) -> SmallRng {
     SmallRng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
-/// The semantic inputs an LLM-ESR model trains with, checked against the dataset.
-fn checked_semantic<'a>(inputs: &TrainInputs<'a>) -> Result<Option<&'a SemanticInputs>> {
-    let (data, model_cfg) = (inputs.data, inputs.model);
-    model_cfg.validate()?;
-    inputs.train.validate()?;
-    if model_cfg.n_items != data.n_items() {
-        return Err(Error::Config(format!(
-            "model has {} items, dataset {}",
-            model_cfg.n_items,
-            data.n_items()
-        )));
-    }
-    let semantic =
-        match (&model_cfg.semantic, inputs.semantic) {
-            (Some(_), None) => return Err(Error::Config(
-                "an LLM-ESR model needs semantic embeddings (llmesr embed, then --semantic FILE)"
-                    .into(),
-            )),
-            (None, _) => None,
-            (Some(_), Some(s)) => Some(s),
-        };
-    if let Some(s) = semantic {
-        if s.items.dim(0)? != data.n_items() || s.similar.len() != data.n_users() {
-            return Err(Error::Config(format!(
-                "semantic inputs cover {} items and {} users, the dataset {} and {}",
-                s.items.dim(0)?,
-                s.similar.len(),
-                data.n_items(),
-                data.n_users()
-            )));
-        }
-    }
-    Ok(semantic)
-}
-
 /// Trains a model in `run_dir` and returns it with its best weights loaded. The best weights go to
 /// `checkpoint.safetensors` at every improvement; `resume.safetensors` holds the full state after
 /// every epoch, and `resume` continues from it (the result equals an uninterrupted run).
 pub fn train(inputs: &TrainInputs) -> Result<Trained> {
-    let semantic = checked_semantic(inputs)?;
+    let semantic = checked_semantic(inputs.data, inputs.model, inputs.train, inputs.semantic)?;
     let (data, model_cfg, cfg) = (inputs.data, inputs.model, inputs.train);
     let distill_weight = if semantic.is_some() {
         cfg.distill_weight
     } else {
         0.0
     };
+    let held_out = cfg
+        .cold
+        .map(|c| ColdItems::draw(data.n_items(), c))
+        .transpose()?;
+    if let Some(c) = &held_out {
+        c.check_held_out(data)?;
+    }
     let users = trainable_users(data);
     if users.is_empty() {
         return Err(Error::Dataset(
@@ -191,7 +163,15 @@ pub fn train(inputs: &TrainInputs) -> Result<Trained> {
                 users: &chunk_users,
                 weight: distill_weight,
             });
-            let step = step_loss(&model, host, visibility, &cfg.loss, distill, &mut rng)?;
+            let step = step_loss(
+                &model,
+                host,
+                visibility,
+                &cfg.loss,
+                held_out.as_ref(),
+                distill,
+                &mut rng,
+            )?;
             teacher_seconds += step.teacher_seconds;
             if let Some(d) = distiller.as_mut() {
                 d.record(
@@ -218,7 +198,8 @@ pub fn train(inputs: &TrainInputs) -> Result<Trained> {
         }
         let train_seconds = start.elapsed().as_secs_f64();
         bar.finish_and_clear();
-        let valid = evaluate(
+        // New items are not launched yet when the model is chosen.
+        let valid = evaluate_with(
             &model,
             data,
             inputs.groups,
@@ -226,6 +207,10 @@ pub fn train(inputs: &TrainInputs) -> Result<Trained> {
             Protocol::Full,
             cfg.seed,
             cfg.eval_batch_size,
+            EvalOptions {
+                excluded: held_out.as_ref(),
+                ..EvalOptions::default()
+            },
         )?;
         let ndcg = valid.group("overall").mean("ndcg@10");
         let improved = ndcg > state.best_valid_ndcg10;

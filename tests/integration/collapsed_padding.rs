@@ -154,12 +154,22 @@ fn collapsed_padding_gives_the_fully_padded_loss_and_gradients() {
         assert_eq!(collapsed.positives.len(), 3 * (MAX_LEN - 4));
         let visibility = Visibility::of(&cfg);
         let mut rng = SmallRng::seed_from_u64(0);
-        let a = step_loss(&m, host, visibility, &LossConfig::default(), None, &mut rng).unwrap();
+        let a = step_loss(
+            &m,
+            host,
+            visibility,
+            &LossConfig::default(),
+            None,
+            None,
+            &mut rng,
+        )
+        .unwrap();
         let b = step_loss(
             &m,
             collapsed,
             visibility,
             &LossConfig::default(),
+            None,
             None,
             &mut rng,
         )

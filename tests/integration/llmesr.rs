@@ -363,3 +363,91 @@ fn pca_initialises_the_id_table_and_the_frozen_table_holds_the_vectors() {
     };
     assert!(d(key_row(10), key_row(11)) < d(key_row(10), key_row(40)));
 }
+
+/// New items held out of a cold-start run are never trained: their ID rows end training exactly
+/// as the PCA started them (no candidate, negative or input ever touched them), the run refuses
+/// BCE and a dataset that still holds them, and the test report splits users into cold and warm
+/// targets.
+#[test]
+fn held_out_new_items_are_never_trained_and_get_their_own_group() {
+    use llm_esr::data::{ColdConfig, ColdItems};
+    use llm_esr::eval::{evaluate_with, EvalOptions};
+    let (dir, full, _) = fixture();
+    let cold_cfg = ColdConfig {
+        share: 0.1,
+        seed: 3,
+    };
+    let cold = ColdItems::draw(full.n_items(), cold_cfg).unwrap();
+    let dataset = cold.hold_out(&full).unwrap();
+    let groups = Groups::compute(&dataset, Default::default(), 20).unwrap();
+    let sem = semantic_inputs(&dataset);
+    let model_cfg = config(dataset.n_items(), Backbone::Sasrec, true);
+    let mut cfg = TrainConfig {
+        epochs: 4,
+        batch_size: 32,
+        lr: 5e-3,
+        seed: 5,
+        teacher: Teacher::Cached,
+        cold: Some(cold_cfg),
+        ..TrainConfig::default()
+    };
+    let inputs = |cfg: &TrainConfig, data: &Dataset, name: &str| {
+        let (model_cfg, sem, groups, dir) = (&model_cfg, &sem, &groups, dir.path().join(name));
+        let data = data.clone();
+        let cfg = cfg.clone();
+        move || {
+            train(&TrainInputs {
+                data: &data,
+                groups,
+                model: model_cfg,
+                train: &cfg,
+                semantic: Some(sem),
+                run_dir: &dir,
+                progress: false,
+                resume: false,
+            })
+        }
+    };
+    let bce = inputs(&cfg, &dataset, "bce")().err().unwrap().to_string();
+    assert!(bce.contains("softmax-family loss"), "{bce}");
+    cfg.loss.kind = LossKind::Ce;
+    let leaked = inputs(&cfg, &full, "leak")().err().unwrap().to_string();
+    assert!(leaked.contains("hold them out"), "{leaked}");
+    let (model, weights, _) = inputs(&cfg, &dataset, "cold")().unwrap();
+    let items: Vec<f32> = sem.items.flatten_all().unwrap().to_vec1().unwrap();
+    let pca = llm_esr::semantic::pca::project(&items, dataset.n_items(), DIM, 32).unwrap();
+    let id: Vec<Vec<f32>> = weights["item_emb.weight"].to_vec2().unwrap();
+    for &c in cold.ids() {
+        let start = &pca[(c as usize - 1) * 32..c as usize * 32];
+        assert_eq!(&id[c as usize][..], start, "new item {c} moved");
+    }
+    let warm_moved = (1..=dataset.n_items())
+        .filter(|&i| !cold.contains(i as u32))
+        .any(|i| id[i][..] != pca[(i - 1) * 32..i * 32]);
+    assert!(warm_moved, "warm items train");
+    let report = evaluate_with(
+        &model,
+        &dataset,
+        &groups,
+        Stage::Test,
+        Protocol::Full,
+        0,
+        64,
+        EvalOptions {
+            cold: Some(&cold),
+            ..EvalOptions::default()
+        },
+    )
+    .unwrap();
+    let n_cold = dataset
+        .sequences
+        .iter()
+        .filter(|s| cold.contains(*s.last().unwrap()))
+        .count();
+    assert!(n_cold > 0);
+    assert_eq!(report.group("cold_item").users, n_cold);
+    assert_eq!(
+        report.group("cold_item").users + report.group("warm_item").users,
+        report.group("overall").users
+    );
+}

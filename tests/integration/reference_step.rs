@@ -126,6 +126,7 @@ fn our_step(f: &Fixture, edit: impl Fn(&mut Fixture)) -> (f32, HashMap<String, V
         host,
         Visibility::of(&cfg),
         &LossConfig::default(),
+        None,
         Some(distill),
         &mut rng,
     )

@@ -3,7 +3,9 @@
 
 use anyhow::Result;
 use clap::Args;
-use llm_esr::data::{self, Dataset, FilterKind, FilterOptions, GroupConfig, Groups, Threshold};
+use llm_esr::data::{
+    self, ColdConfig, ColdItems, Dataset, FilterKind, FilterOptions, GroupConfig, Groups, Threshold,
+};
 use llm_esr::eval::report::{self, RunLabels};
 use llm_esr::eval::EvalReport;
 use llm_esr::model::{Mode, ModelConfig};
@@ -85,8 +87,28 @@ impl DataArgs {
 
     /// The dataset and its groups, with a one-line summary on stderr.
     pub fn load(&self) -> Result<(Dataset, Groups)> {
+        let (d, g, _) = self.load_holding_out(None)?;
+        Ok((d, g))
+    }
+
+    /// [`Self::load`] with the new items of `cold` held out of it (groups on what remains).
+    pub fn load_holding_out(
+        &self,
+        cold: Option<ColdConfig>,
+    ) -> Result<(Dataset, Groups, Option<ColdItems>)> {
         let raw = data::load_dir(&self.data)?;
-        let dataset = Dataset::from_raw(&raw, &self.filter())?;
+        let mut dataset = Dataset::from_raw(&raw, &self.filter())?;
+        let cold = cold
+            .map(|c| ColdItems::draw(dataset.n_items(), c))
+            .transpose()?;
+        if let Some(c) = &cold {
+            dataset = c.hold_out(&dataset)?;
+            eprintln!(
+                "{} of {} items held out as new items",
+                c.ids().len(),
+                dataset.n_items()
+            );
+        }
         let groups = Groups::compute(&dataset, self.group_config(), self.max_len)?;
         eprintln!(
             "{}: {} users, {} items, {} interactions; tail items {} (popularity < {}), tail users {} (test input length < {})",
@@ -99,7 +121,7 @@ impl DataArgs {
             groups.n_tail_users_test,
             groups.user_cut
         );
-        Ok((dataset, groups))
+        Ok((dataset, groups, cold))
     }
 
     /// Prints the reports as tables, appends their rows to `--report` and prints them as JSON with

@@ -5,7 +5,9 @@
 use anyhow::Result;
 use clap::Args;
 use llm_esr::bundle::TextBoost;
-use llm_esr::data::{self, Dataset, FilterOptions, GroupConfig, Groups, Stage};
+use llm_esr::data::{
+    self, ColdConfig, ColdItems, Dataset, FilterOptions, GroupConfig, Groups, Stage,
+};
 use llm_esr::eval::report::{self, RunLabels};
 use llm_esr::eval::{evaluate_with, EvalOptions, Protocol, Scorer, PROTOCOLS};
 use llm_esr::recommend::Recommender;
@@ -114,6 +116,15 @@ fn text_grid(a: &EvalArgs, rec: Option<&Recommender>) -> Result<Vec<Option<TextB
     Ok(grid)
 }
 
+/// The dataset as a cold-start run saw it: its new items held out (none for other runs).
+fn holding_out(dataset: Dataset, cold: Option<ColdConfig>) -> Result<(Dataset, Option<ColdItems>)> {
+    let Some(c) = cold else {
+        return Ok((dataset, None));
+    };
+    let items = ColdItems::draw(dataset.n_items(), c)?;
+    Ok((items.hold_out(&dataset)?, Some(items)))
+}
+
 pub fn eval(a: EvalArgs) -> Result<()> {
     if a.report.is_some() && a.split != Stage::Test {
         anyhow::bail!("--report takes test-split rows only: validation is for choosing settings");
@@ -122,10 +133,11 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         anyhow::bail!("--session-len must be at least 1");
     }
     let raw = data::load_dir(&a.data)?;
-    let (mut model, dataset, groups, mut labels, title) = match (&a.run, &a.bundle) {
+    let (mut model, dataset, groups, mut labels, title, cold) = match (&a.run, &a.bundle) {
         (Some(run), _) => {
             let record = RunRecord::load(run)?;
-            let dataset = record.dataset_from(&raw, run, &a.data)?;
+            let (dataset, cold) =
+                holding_out(record.dataset_from(&raw, run, &a.data)?, record.train.cold)?;
             let model = load_model(run, &record)?;
             let title = format!("{} {}", record.dataset, record.title());
             (
@@ -134,6 +146,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
                 record.groups.clone(),
                 record.labels(),
                 title,
+                cold,
             )
         }
         (None, Some(path)) => {
@@ -149,9 +162,11 @@ pub fn eval(a: EvalArgs) -> Result<()> {
                 );
             }
             let m = rec.manifest();
+            let run = m.run.clone();
+            let cold_cfg = run.as_ref().and_then(|r| r.cold);
+            let (dataset, cold) = holding_out(dataset, cold_cfg)?;
             let cfg = &m.model;
             let groups = Groups::compute(&dataset, GroupConfig::for_mode(cfg.mode), cfg.max_len)?;
-            let run = m.run.clone();
             let labels = RunLabels {
                 dataset: dataset.name.clone(),
                 backbone: cfg.backbone.label().into(),
@@ -161,6 +176,8 @@ pub fn eval(a: EvalArgs) -> Result<()> {
                 quant: Some(rec.precision().label()),
                 bundle_bytes: Some(rec.bundle_bytes() as u64),
                 mode: cfg.mode.label().into(),
+                cold_share: cold_cfg.map(|c| c.share),
+                cold_seed: cold_cfg.map(|c| c.seed),
                 seed: run.map_or(TrainConfig::default().seed, |r| r.seed),
                 ..RunLabels::default()
             };
@@ -171,6 +188,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
                 groups,
                 labels,
                 title,
+                cold,
             )
         }
         (None, None) => unreachable!("clap requires --run or --bundle"),
@@ -205,7 +223,12 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             labels.ablation = (!parts.is_empty()).then(|| parts.join("+"));
         }
         for &session_len in &cuts {
-            let opts = EvalOptions { session_len };
+            // Before their launch (validation) new items are no candidates; at test they are.
+            let opts = EvalOptions {
+                session_len,
+                excluded: cold.as_ref().filter(|_| a.split == Stage::Valid),
+                cold: cold.as_ref(),
+            };
             labels.session_len = session_len;
             for &p in &protocols {
                 let r = evaluate_with(

@@ -3,8 +3,8 @@
 use crate::args::DataArgs;
 use anyhow::Result;
 use clap::Args;
-use llm_esr::data::Stage;
-use llm_esr::eval::evaluate_protocols;
+use llm_esr::data::{ColdConfig, Stage};
+use llm_esr::eval::{evaluate_with, EvalOptions, PROTOCOLS};
 use llm_esr::model::{Backbone, ModelConfig, SemanticConfig, Variant, Views};
 use llm_esr::semantic::SemanticSet;
 use llm_esr::train::run::RUN_FILE;
@@ -111,6 +111,14 @@ pub struct TrainArgs {
     /// stands for the whole catalogue in the softmax.
     #[arg(long)]
     pub logq: bool,
+    /// Hold this share of the items (0.1 when the flag has no value) out of every training and
+    /// validation input and target, as new items launched after training; they stay candidates at
+    /// test time, where their users form the cold_item group.
+    #[arg(long, num_args = 0..=1, default_missing_value = "0.1")]
+    pub cold_items: Option<f64>,
+    /// The seed that draws the new items.
+    #[arg(long, default_value_t = 0, requires = "cold_items")]
+    pub cold_seed: u64,
     /// Hide the progress bar and per-epoch lines.
     #[arg(long)]
     pub quiet: bool,
@@ -178,6 +186,10 @@ impl TrainArgs {
             mask_prob: self.mask_prob,
             bucket: self.bucket,
             loss: self.loss_config()?,
+            cold: self.cold_items.map(|share| ColdConfig {
+                share,
+                seed: self.cold_seed,
+            }),
             ..TrainConfig::default()
         })
     }
@@ -199,7 +211,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
         (Variant::Base, None) => None,
     };
-    let (dataset, groups) = a.data.load()?;
+    let (dataset, groups, cold) = a.data.load_holding_out(cfg.cold)?;
     let mut model = a.model_config(
         semantic_set
             .as_ref()
@@ -228,7 +240,25 @@ pub fn run(a: TrainArgs) -> Result<()> {
         "best epoch {} (valid NDCG@10 full {:.4}); {:.1} s per training epoch",
         outcome.best_epoch, outcome.best_valid_ndcg10, outcome.seconds_per_epoch
     );
-    let test = evaluate_protocols(&net, &dataset, &groups, Stage::Test, a.data.seed)?;
+    let test = PROTOCOLS
+        .into_iter()
+        .map(|p| {
+            let opts = EvalOptions {
+                cold: cold.as_ref(),
+                ..EvalOptions::default()
+            };
+            evaluate_with(
+                &net,
+                &dataset,
+                &groups,
+                Stage::Test,
+                p,
+                a.data.seed,
+                256,
+                opts,
+            )
+        })
+        .collect::<llm_esr::Result<Vec<_>>>()?;
     let record = RunRecord {
         dataset: dataset.name.clone(),
         filter: a.data.filter(),
