@@ -12,6 +12,10 @@ pub struct ItemEntry {
     pub title: String,
     /// Training interactions; drives the head/tail badge.
     pub popularity: u32,
+    /// Added after training from its text alone (`llmesr add-items`, `rec.addItems`), or held out
+    /// of a cold-start run's training.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub new: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -59,6 +63,7 @@ impl Manifest {
                     key: i.to_string(),
                     title: format!("item {i}"),
                     popularity: i as u32,
+                    new: false,
                 })
                 .collect(),
             item_tail_cut: (model.n_items as f64 * 0.8) as u32,

@@ -12,7 +12,7 @@ pub mod text;
 
 pub use manifest::{ItemEntry, Manifest, RunInfo};
 pub use precision::{EncoderType, Precision, TableType};
-pub use text::{TextBoost, TextSpace};
+pub use text::{NewItemId, NewItems, TextBoost, TextSpace};
 
 use crate::model::names;
 use crate::{Error, Result};

@@ -49,6 +49,29 @@ impl TextBoost {
     }
 }
 
+/// How a new item's ID-view row is made from its text vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
+pub enum NewItemId {
+    /// All zeros: the item is scored by its semantic view (and the text term) alone.
+    #[default]
+    Zero,
+    /// The PCA projection of its text vector, as LLM-ESR initialises every ID row.
+    Pca,
+    /// A ridge regression from text vectors to the trained ID rows, fitted on the trained items.
+    Ridge,
+}
+
+/// What a bundle keeps to place items that were not in training: their semantic row is the
+/// folded adapter applied to the text vector, their ID row as `id` says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewItems {
+    pub id: NewItemId,
+    /// What an item is called in the prompt its text vector is made from (`movie`).
+    pub noun: String,
+}
+
 /// The text space of a bundle.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TextSpace {
@@ -61,6 +84,9 @@ pub struct TextSpace {
     pub width: usize,
     #[serde(default)]
     pub boost: TextBoost,
+    /// Present when the bundle can place new items (`llmesr add-items`, `rec.addItems`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_items: Option<NewItems>,
 }
 
 impl TextSpace {

@@ -121,12 +121,12 @@ impl Engine {
             .manifest
             .text
             .as_ref()
-            .map(|t| TextTables::load(bundle, t, rows))
+            .map(|t| TextTables::load(bundle, t, &cfg))
             .transpose()?;
         // Every tensor was read above; one the schema does not list means another model's bundle.
         let mut expected = names::tensor_names(&cfg);
-        if text.is_some() {
-            expected.extend(names::text_names());
+        if let Some(t) = &bundle.manifest.text {
+            expected.extend(names::text_names(&cfg, t));
         }
         let mut extra: Vec<&String> = bundle
             .tensors
@@ -386,6 +386,37 @@ impl Engine {
         s.scores = scores;
         self.put_scratch(s);
         best
+    }
+
+    /// Appends new items (one [`text::NewRows`] each, from [`TextTables::new_rows`]) to every
+    /// table, before BERT4Rec's mask row; they get the next ids.
+    pub fn add_items(&mut self, rows: &[text::NewRows]) {
+        if rows.is_empty() {
+            return;
+        }
+        let at = self.cfg.n_items + 1;
+        let d = self.cfg.hidden;
+        let sem = self.cfg.semantic.as_ref();
+        let (has_id, has_semantic) = (
+            sem.is_none_or(|s| s.has_id_view()),
+            sem.is_some_and(|s| s.has_semantic_view()),
+        );
+        // The ID view's table comes first, the semantic view's after it.
+        if has_id {
+            let values: Vec<f32> = rows.iter().flat_map(|r| r.id.iter().copied()).collect();
+            self.tables[0].insert_rows(at, &values);
+        }
+        if has_semantic {
+            let values: Vec<f32> = rows
+                .iter()
+                .flat_map(|r| r.semantic.clone().unwrap_or_else(|| vec![0.0; d]))
+                .collect();
+            self.tables[usize::from(has_id)].insert_rows(at, &values);
+        }
+        if let Some(t) = self.text.as_mut() {
+            t.insert(at, rows);
+        }
+        self.cfg.n_items += rows.len();
     }
 
     /// Number of item views (tables): 1 or 2, the semantic view last.

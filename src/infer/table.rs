@@ -181,6 +181,55 @@ impl ItemTable {
         }
     }
 
+    /// Inserts rows (`width` values each, row-major) before row `at`, stored in the table's type:
+    /// quantized as GGML quantizes (Q8_0: scale max|x|/127; Q4_0: scale max/−8 of the value of
+    /// largest magnitude), so a row placed here equals the same row quantized by an export.
+    pub fn insert_rows(&mut self, at: usize, rows: &[f32]) {
+        let w = self.width;
+        let n = rows.len() / w;
+        let bpr = w / BLOCK;
+        match &mut self.rows {
+            Rows::F32(v) => {
+                v.splice(at * w..at * w, rows.iter().copied());
+            }
+            Rows::F16(v) => {
+                v.splice(at * w..at * w, rows.iter().map(|&x| f16::from_f32(x)));
+            }
+            Rows::Q8 { scales, qs } => {
+                let mut new_scales = Vec::with_capacity(n * bpr);
+                let mut new_qs = Vec::with_capacity(n * w);
+                for block in rows.chunks_exact(BLOCK) {
+                    let amax = block.iter().fold(0f32, |m, x| m.max(x.abs()));
+                    let d = amax / 127.0;
+                    let id = if d == 0.0 { 0.0 } else { 1.0 / d };
+                    new_scales.push(f16::from_f32(d).to_f32());
+                    new_qs.extend(block.iter().map(|x| (x * id).round() as i8));
+                }
+                scales.splice(at * bpr..at * bpr, new_scales);
+                qs.splice(at * w..at * w, new_qs);
+            }
+            Rows::Q4 { scales, qs } => {
+                let mut new_scales = Vec::with_capacity(n * bpr);
+                let mut new_qs = Vec::with_capacity(n * w / 2);
+                for block in rows.chunks_exact(BLOCK) {
+                    let max = block
+                        .iter()
+                        .fold(0f32, |m, &x| if x.abs() > m.abs() { x } else { m });
+                    let d = max / -8.0;
+                    let id = if d == 0.0 { 0.0 } else { 1.0 / d };
+                    new_scales.push(f16::from_f32(d).to_f32());
+                    let q = |x: f32| ((x * id + 8.5) as i32).clamp(0, 15) as u8;
+                    for j in 0..BLOCK / 2 {
+                        new_qs.push(q(block[j]) | (q(block[j + BLOCK / 2]) << 4));
+                    }
+                }
+                scales.splice(at * bpr..at * bpr, new_scales);
+                qs.splice(at * w / 2..at * w / 2, new_qs);
+            }
+        }
+        self.n_rows += n;
+    }
+
     /// Bytes held in memory.
     pub fn memory_bytes(&self) -> usize {
         match &self.rows {
@@ -222,6 +271,41 @@ mod tests {
                     "{tt}: {} vs {want}",
                     scores[i]
                 );
+            }
+        }
+    }
+
+    /// A row inserted into a table equals that row quantized by candle (GGML's quantizers), for
+    /// every type, and the rows around it keep their values.
+    #[test]
+    fn inserted_rows_are_quantized_as_ggml_quantizes_them() {
+        let (n, w) = (4usize, 64usize);
+        let v: Vec<f32> = (0..n * w)
+            .map(|i| ((i * 7919) % 97) as f32 / 50.0 - 1.0)
+            .collect();
+        let extra: Vec<f32> = (0..w).map(|i| (i as f32 * 0.37).cos() * 1.5).collect();
+        for tt in TableType::ALL {
+            let q = QTensor::quantize(
+                &Tensor::from_vec(v.clone(), (n, w), &Device::Cpu).unwrap(),
+                tt.ggml(),
+            )
+            .unwrap();
+            let mut table = ItemTable::from_qtensor("t", &q).unwrap();
+            table.insert_rows(2, &extra);
+            assert_eq!(table.n_rows(), n + 1);
+            let mut all = v[..2 * w].to_vec();
+            all.extend(&extra);
+            all.extend(&v[2 * w..]);
+            let want = QTensor::quantize(
+                &Tensor::from_vec(all, (n + 1, w), &Device::Cpu).unwrap(),
+                tt.ggml(),
+            )
+            .unwrap();
+            let want: Vec<Vec<f32>> = want.dequantize(&Device::Cpu).unwrap().to_vec2().unwrap();
+            let mut row = vec![0f32; w];
+            for (i, want_row) in want.iter().enumerate() {
+                table.row_into(i, &mut row);
+                assert_eq!(&row, want_row, "{tt} row {i}");
             }
         }
     }

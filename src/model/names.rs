@@ -78,13 +78,30 @@ pub fn tensor_names(cfg: &ModelConfig) -> Vec<String> {
     names
 }
 
-/// The tensors a bundle's text space adds to the model's.
-pub fn text_names() -> Vec<String> {
-    vec![
-        TEXT_TABLE.into(),
-        format!("{TEXT_MAP}.bias"),
-        format!("{TEXT_MAP}.weight"),
-    ]
+/// New items: text vector → semantic row (the folded adapter), and → ID row.
+pub const SEMANTIC_MAP: &str = "sem_map";
+pub const ID_MAP: &str = "id_map";
+
+/// The tensors a bundle's text space adds to the model's: its table and map, and the maps that
+/// place new items (the semantic one where the model has a semantic view, the ID one where it has
+/// an ID view and new ID rows are not zero).
+pub fn text_names(cfg: &ModelConfig, space: &crate::bundle::TextSpace) -> Vec<String> {
+    let mut maps = vec![TEXT_MAP];
+    if let Some(n) = &space.new_items {
+        let sem = cfg.semantic.as_ref();
+        if sem.is_some_and(|s| s.has_semantic_view()) {
+            maps.push(SEMANTIC_MAP);
+        }
+        if sem.is_none_or(|s| s.has_id_view()) && n.id != crate::bundle::NewItemId::Zero {
+            maps.push(ID_MAP);
+        }
+    }
+    let mut names = vec![TEXT_TABLE.to_string()];
+    for m in maps {
+        names.extend([format!("{m}.weight"), format!("{m}.bias")]);
+    }
+    names.sort();
+    names
 }
 
 #[cfg(test)]

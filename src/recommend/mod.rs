@@ -1,5 +1,6 @@
 //! The recommender used natively and in the browser: a bundle in, top-k items for a session out.
 
+pub mod add_items;
 pub mod rerank;
 
 use crate::bundle::{Bundle, ItemEntry, Manifest, Precision};

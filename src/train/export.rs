@@ -5,10 +5,13 @@
 //! storage types and proven to load.
 
 use super::checkpoint::{load_checkpoint, CHECKPOINT_FILE};
+use super::new_items;
 use super::run::RunRecord;
 use super::text_space::{self, TextInputs};
-use crate::bundle::{self, Manifest, Precision, RunInfo, TextBoost};
-use crate::model::names::{self, ADAPTER, FROZEN_TABLE, SEMANTIC_TABLE};
+use crate::bundle::{self, Manifest, NewItemId, NewItems, Precision, RunInfo, TextBoost};
+use crate::data::ColdItems;
+use crate::infer::dense::Dense;
+use crate::model::names::{self, ADAPTER, FROZEN_TABLE, ID_TABLE, SEMANTIC_TABLE};
 use crate::model::ModelConfig;
 use crate::recommend::Recommender;
 use crate::semantic::SemanticSet;
@@ -54,6 +57,19 @@ pub fn fold_semantic(
 }
 
 impl RunRecord {
+    /// The catalogue, a cold-start run's held-out items marked new.
+    fn new_items_marked(&self) -> Vec<crate::bundle::ItemEntry> {
+        let cold = self
+            .train
+            .cold
+            .and_then(|c| ColdItems::draw(self.model.n_items, c).ok());
+        let mut items = self.items.clone();
+        for (i, item) in items.iter_mut().enumerate() {
+            item.new = cold.as_ref().is_some_and(|c| c.contains(i as u32 + 1));
+        }
+        items
+    }
+
     /// The bundle's manifest: the run's model, catalogue and tail cut, named by dataset, title and
     /// mode.
     pub fn manifest(&self) -> Manifest {
@@ -66,7 +82,7 @@ impl RunRecord {
             ),
             dataset: self.dataset.clone(),
             model: self.model.clone(),
-            items: self.items.clone(),
+            items: self.new_items_marked(),
             item_tail_cut: self.groups.item_cut,
             text: None,
             run: Some(RunInfo {
@@ -87,6 +103,10 @@ pub struct TextExport {
     /// Where the items' text-model vectors come from for a run without a semantic view (an LLM-ESR
     /// run's checkpoint holds them in its frozen table).
     pub semantic: Option<PathBuf>,
+    /// Keep the maps that place new items, their ID rows made as this says.
+    pub new_items: Option<NewItemId>,
+    /// What an item is called in the prompts its text vector comes from.
+    pub noun: String,
 }
 
 /// How a run is exported.
@@ -141,6 +161,37 @@ fn text_vectors(
     }
 }
 
+/// Overwrites the ID rows of a cold-start run's new items: the ID map applied to their text
+/// vectors, or zeros without one (the model never trained those rows).
+fn place_held_out_ids(
+    weights: &mut HashMap<String, Tensor>,
+    cold: &ColdItems,
+    id_map: Option<&(Dense, usize)>,
+    vectors: Option<&Vec<f32>>,
+) -> Result<()> {
+    let Some(table) = weights.get(ID_TABLE) else {
+        return Ok(());
+    };
+    let (rows, hidden) = table.dims2()?;
+    let mut values: Vec<f32> = table.flatten_all()?.to_vec1()?;
+    for &c in cold.ids() {
+        let row = &mut values[c as usize * hidden..(c as usize + 1) * hidden];
+        match (id_map, vectors) {
+            (Some((map, dim)), Some(v)) => {
+                let mut out = Vec::new();
+                map.forward(&v[(c as usize - 1) * dim..c as usize * dim], &mut out);
+                row.copy_from_slice(&out);
+            }
+            _ => row.fill(0.0),
+        }
+    }
+    weights.insert(
+        ID_TABLE.to_string(),
+        Tensor::from_vec(values, (rows, hidden), table.device())?,
+    );
+    Ok(())
+}
+
 /// The run's bundle at the given storage types, checked to load before it is returned.
 pub fn export(run: &Path, precision: Precision) -> Result<(RunRecord, Vec<u8>)> {
     export_with(
@@ -172,27 +223,67 @@ pub fn export_with(run: &Path, opts: &ExportOptions) -> Result<(RunRecord, Vec<u
             ),
         ));
     }
-    let text = opts
-        .text
-        .as_ref()
-        .map(|t| -> Result<_> {
-            let (vectors, dim, model) = text_vectors(&record, &weights, t)?;
-            text_space::build(&TextInputs {
-                model,
-                vectors: &vectors,
-                dim,
-                rows: record.model.item_rows(),
-                width: t.width,
-                boost: t.boost,
-            })
-        })
+    let mut weights = weights;
+    let held_out = record
+        .train
+        .cold
+        .map(|c| ColdItems::draw(record.model.n_items, c))
         .transpose()?;
+    let mut text = None;
+    let mut id_map = None;
+    if let Some(t) = &opts.text {
+        let (vectors, dim, model) = text_vectors(&record, &weights, t)?;
+        let sem = record.model.semantic.as_ref();
+        let mut maps = Vec::new();
+        if t.new_items.is_some() && sem.is_some_and(|s| s.has_semantic_view()) {
+            maps.extend(new_items::semantic_map(&weights)?);
+        }
+        if let Some(kind) = t.new_items.filter(|_| sem.is_none_or(|s| s.has_id_view())) {
+            let rows: Vec<Vec<f32>> = weights[ID_TABLE].to_vec2()?;
+            if let Some(m) = new_items::id_map(kind, &vectors, dim, &rows, held_out.as_ref())? {
+                // The inference path's map, so held-out rows equal what add-items would make.
+                id_map = Some((
+                    Dense::from_parts(
+                        m[0].1.flatten_all()?.to_vec1::<f32>()?,
+                        Some(m[1].1.to_vec1::<f32>()?),
+                        dim,
+                        record.model.hidden,
+                    ),
+                    dim,
+                ));
+                maps.extend(m);
+            }
+        }
+        let (space, tensors) = text_space::build(&TextInputs {
+            model,
+            vectors: &vectors,
+            dim,
+            rows: record.model.item_rows(),
+            width: t.width,
+            boost: t.boost,
+            new_items: t.new_items.map(|id| NewItems {
+                id,
+                noun: t.noun.clone(),
+            }),
+        })?;
+        text = Some((space, tensors, maps, vectors));
+    }
+    if let Some(c) = &held_out {
+        // The run never saw its new items: their ID rows are placed as add-items would place them.
+        place_held_out_ids(
+            &mut weights,
+            c,
+            id_map.as_ref(),
+            text.as_ref().map(|t| &t.3),
+        )?;
+    }
     let (model, mut weights) = fold_semantic(&record.model, &weights)?;
     let mut manifest = record.manifest();
     manifest.model = model;
-    if let Some((space, tensors)) = text {
+    if let Some((space, tensors, maps, _)) = text {
         manifest.text = Some(space);
         weights.extend(tensors);
+        weights.extend(maps);
     }
     let bytes = bundle::write_with(&manifest, &weights, opts.precision)?;
     Recommender::from_bytes(&bytes)

@@ -10,6 +10,7 @@ pub mod distill;
 pub mod export;
 pub mod init;
 pub mod loss;
+pub mod new_items;
 pub mod run;
 pub mod sampler;
 pub mod text_space;

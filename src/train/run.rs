@@ -61,6 +61,7 @@ impl RunRecord {
                 key: data.item_keys[i].clone(),
                 title: data.item_titles[i].clone(),
                 popularity: groups.item_popularity[i],
+                new: false,
             })
             .collect()
     }

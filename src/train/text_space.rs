@@ -3,7 +3,7 @@
 //! reduced by PCA to the table's width and scaled to unit length; the same map, stored in the
 //! bundle, places new items later ([`crate::infer::text`]).
 
-use crate::bundle::{TextBoost, TextSpace};
+use crate::bundle::{NewItems, TextBoost, TextSpace};
 use crate::infer::dense::Dense;
 use crate::infer::text::normalise;
 use crate::model::names::{TEXT_MAP, TEXT_TABLE};
@@ -23,6 +23,8 @@ pub struct TextInputs<'a> {
     pub rows: usize,
     pub width: usize,
     pub boost: TextBoost,
+    /// Recorded in the space when the bundle will carry the maps that place new items.
+    pub new_items: Option<NewItems>,
 }
 
 /// The text space's manifest entry and tensors (the table and the map), by bundle name.
@@ -110,6 +112,7 @@ pub fn build(t: &TextInputs) -> Result<(TextSpace, HashMap<String, Tensor>)> {
         input_dim: dim,
         width: t.width,
         boost: t.boost,
+        new_items: t.new_items.clone(),
     };
     Ok((space, tensors))
 }
@@ -131,6 +134,7 @@ mod tests {
             rows: n + 2,
             width: 4,
             boost: TextBoost::default(),
+            new_items: None,
         })
         .unwrap();
         assert_eq!((space.input_dim, space.width), (dim, 4));
@@ -158,6 +162,7 @@ mod tests {
             rows: n + 1,
             width: dim + 1,
             boost: TextBoost::default(),
+            new_items: None,
         });
         assert!(wide.unwrap_err().to_string().contains("text width"));
     }

@@ -9,6 +9,7 @@ mod fast_path;
 mod faults;
 mod llmesr;
 mod movielens;
+mod new_items;
 mod pipeline;
 mod properties;
 mod reference_step;

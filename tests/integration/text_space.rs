@@ -33,6 +33,7 @@ fn bundle_bytes(text: Option<TextBoost>, tables: TableType) -> Vec<u8> {
             rows: cfg.item_rows(),
             width: 32,
             boost,
+            new_items: None,
         })
         .unwrap();
         manifest.text = Some(space);

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
-use llm_esr::bundle::{self, EncoderType, Manifest, Precision, TableType, TextBoost};
+use llm_esr::bundle::{self, EncoderType, Manifest, NewItemId, Precision, TableType, TextBoost};
 use llm_esr::data::{self, Stage};
 use llm_esr::eval::report;
 use llm_esr::eval::{evaluate, Protocol};
@@ -50,6 +50,13 @@ pub struct TextArgs {
     /// Newest session items each candidate is compared with.
     #[arg(long, requires = "text_width", default_value_t = TextBoost::default().recent)]
     pub text_recent: usize,
+    /// Keep what placing new items from their text needs (`llmesr add-items`, `rec.addItems`),
+    /// their ID rows made as zeros, the PCA projection, or a ridge map onto the trained rows.
+    #[arg(long, value_enum, requires = "text_width")]
+    pub new_item_id: Option<NewItemId>,
+    /// What an item is called in the prompts its text vector is made from.
+    #[arg(long, requires = "new_item_id", default_value = "movie")]
+    pub noun: String,
 }
 
 impl TextArgs {
@@ -70,6 +77,8 @@ impl TextArgs {
                 recent: self.text_recent,
             },
             semantic: self.semantic.clone(),
+            new_items: self.new_item_id,
+            noun: self.noun.clone(),
         }))
     }
 }
