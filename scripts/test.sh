@@ -29,6 +29,15 @@ $bin embed --data data/ml-100k --out "$e2e/ml-100k-semantic.safetensors" --quiet
 $bin train --data data/ml-100k --variant llmesr --semantic "$e2e/ml-100k-semantic.safetensors" \
   --teacher cached --bucket --out "$e2e/run-llmesr" --epochs 2 --quiet > /dev/null
 $bin export --run "$e2e/run-llmesr" --out "$e2e/ml-100k-sasrec-llmesr.gguf"
+# A text space and two new items placed from their text alone: the demo marks them "new" and the
+# text term (weight 4, tail candidates, newest item) brings them into the lists.
+$bin export --run "$e2e/run-llmesr" --text-width 64 --new-item-id pca --text-weight 4 \
+  --out "$e2e/ml-100k-llmesr-text.gguf"
+printf '%s\n' $'item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq' \
+  $'new-1\tToy Story 4\t2019\tAnimation Children\'s Comedy' \
+  $'new-2\tStar Wars: The Rise of Skywalker\t2019\tAction Adventure Sci-Fi' > "$e2e/new.item"
+$bin add-items --bundle "$e2e/ml-100k-llmesr-text.gguf" --items "$e2e/new.item" --quiet \
+  --out "$e2e/ml-100k-sasrec-llmesr-new.gguf"
 # Quantized tables take the browser's SIMD block kernels; parity holds them to the native ones.
 for q in q8 q4; do
   $bin export --run "$e2e/run-llmesr" --quant $q --out "$e2e/ml-100k-sasrec-llmesr-$q.gguf"
@@ -47,5 +56,6 @@ printf '%s\n' '<img src=x onerror="window.__pwned=1">Evil image' '<script>window
   '<b onmouseover="window.__pwned=3">Bold</b> movie' > "$e2e/markup-titles.txt"
 $bin synthetic --items 64 --max-len 20 --titles "$e2e/markup-titles.txt" --out "$e2e/markup.gguf"
 bash scripts/build-web.sh "$e2e/site" "$e2e/ml-100k-sasrec-base.gguf" "$e2e/ml-100k-sasrec-llmesr.gguf" \
-  "$e2e"/ml-100k-sasrec-llmesr-q{8,4}.gguf "${synth[@]}" "$e2e/markup.gguf"
+  "$e2e"/ml-100k-sasrec-llmesr-q{8,4}.gguf "${synth[@]}" "$e2e/markup.gguf" \
+  "$e2e/ml-100k-sasrec-llmesr-new.gguf"
 node --test tests/e2e/

@@ -67,6 +67,13 @@ function removeAt(i) {
   (left[Math.min(i, left.length - 1)] ?? $('search')).focus();
 }
 
+// Items added after training, from their text alone: a visitor sees new arrivals recommended.
+function newBadge() {
+  const b = el('span', 'new', 'badge new');
+  b.title = 'New: placed from its description, not learned from interactions';
+  return b;
+}
+
 function renderMatches() {
   const list = $('matches');
   list.replaceChildren();
@@ -77,6 +84,7 @@ function renderMatches() {
     b.setAttribute('aria-label', `Add ${it.title}`);
     b.addEventListener('click', () => add(it.id));
     li.append(b, ' ', el('span', it.title));
+    if (it.new) li.append(' ', newBadge());
     list.append(li);
   }
 }
@@ -129,7 +137,9 @@ async function renderRecs() {
     b.setAttribute('aria-label', `Add ${r.title}`);
     b.addEventListener('click', () => add(r.id));
     li.append(b, ' ', el('span', r.title, 'title'), el('span', r.score.toFixed(3), 'score'),
-      el('span', r.tail ? 'tail' : 'head', `badge ${r.tail ? 'tail' : 'head'}`), because);
+      el('span', r.tail ? 'tail' : 'head', `badge ${r.tail ? 'tail' : 'head'}`));
+    if (r.new) li.append(newBadge());
+    li.append(because);
     shown.add(r.id);
     return li;
   });

@@ -96,6 +96,15 @@ pub fn parse_inter(text: &str, path: &str) -> Result<Vec<RawInteraction>> {
 
 /// Parses the text of an `.item` file into item metadata keyed by item id.
 pub fn parse_item(text: &str, path: &str) -> Result<HashMap<String, ItemMeta>> {
+    Ok(parse_item_rows(text, path)?
+        .into_iter()
+        .map(|(_, key, meta)| (key, meta))
+        .collect())
+}
+
+/// The rows of an `.item` file in file order, each with its line number, key and metadata
+/// (a key given twice is two rows).
+pub fn parse_item_rows(text: &str, path: &str) -> Result<Vec<(usize, String, ItemMeta)>> {
     let header = lines(text)
         .next()
         .map(|(_, h)| h)
@@ -110,9 +119,9 @@ pub fn parse_item(text: &str, path: &str) -> Result<HashMap<String, ItemMeta>> {
     let genres = fields
         .iter()
         .position(|f| f == "genre" || f == "class" || f == "categories");
-    let mut out = HashMap::new();
+    let mut out = Vec::new();
     for row in rows(text, fields.len(), path) {
-        let (_, cols) = row?;
+        let (n, cols) = row?;
         let year = year
             .map(|c| cols[c].trim())
             .filter(|y| !y.is_empty() && *y != "unkonwn" && *y != "unknown")
@@ -120,14 +129,15 @@ pub fn parse_item(text: &str, path: &str) -> Result<HashMap<String, ItemMeta>> {
         let genres = genres
             .map(|c| cols[c].split_whitespace().map(str::to_string).collect())
             .unwrap_or_default();
-        out.insert(
+        out.push((
+            n,
             cols[id].to_string(),
             ItemMeta {
                 title: cols[title].trim().to_string(),
                 year,
                 genres,
             },
-        );
+        ));
     }
     Ok(out)
 }
@@ -188,6 +198,30 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("empty file"));
+    }
+
+    #[test]
+    fn reads_files_that_begin_with_a_byte_order_mark() {
+        // Spreadsheet exports start UTF-8 files with EF BB BF; the header's first field is still
+        // `user_id`, read from disk as from text.
+        let dir = tempfile::tempdir().unwrap();
+        let inter = dir.path().join("bom.inter");
+        std::fs::write(
+            &inter,
+            [b"\xef\xbb\xbf".as_slice(), INTER.as_bytes()].concat(),
+        )
+        .unwrap();
+        let item = "\u{feff}item_id:token\tmovie_title:token\nToy Story (1995)\tToy Story\n";
+        std::fs::write(inter.with_extension("item"), item).unwrap();
+        let raw = load(&inter).unwrap();
+        assert_eq!(raw.interactions.len(), 2);
+        assert_eq!(raw.interactions[0].user, "1m_1");
+        assert_eq!(raw.items["Toy Story (1995)"].title, "Toy Story");
+        let text = format!("\u{feff}{INTER}");
+        assert_eq!(
+            parse_inter(&text, "b.inter").unwrap(),
+            parse_inter(INTER, "b.inter").unwrap()
+        );
     }
 
     #[test]

@@ -37,9 +37,12 @@ pub(crate) fn parse_optional_file<T: Default>(
     }
 }
 
-/// Lines without their `\r\n`/`\n` ending, numbered from 1.
+/// Lines without their `\r\n`/`\n` ending, numbered from 1. A UTF-8 byte-order mark at the start
+/// (spreadsheet exports write one) is not part of the first line.
 pub(crate) fn lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
-    text.split('\n')
+    text.strip_prefix('\u{feff}')
+        .unwrap_or(text)
+        .split('\n')
         .enumerate()
         .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)))
 }
@@ -57,6 +60,17 @@ mod tests {
 
     fn count_lines(text: &str, _path: &str) -> Result<usize> {
         Ok(lines(text).count())
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_not_text() {
+        let with_bom = "\u{feff}a\tb\r\nc\n";
+        assert_eq!(
+            lines(with_bom).collect::<Vec<_>>(),
+            vec![(1, "a\tb"), (2, "c"), (3, "")]
+        );
+        // Only a leading one: elsewhere it is the file's own text.
+        assert_eq!(lines("a\n\u{feff}b").nth(1), Some((2, "\u{feff}b")));
     }
 
     #[test]

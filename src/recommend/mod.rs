@@ -17,6 +17,9 @@ pub struct Recommendation {
     pub score: f32,
     /// Whether the item is in the long tail (popularity below the bundle's cut).
     pub tail: bool,
+    /// Whether the item is new: added after training from its text alone.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub new: bool,
     /// The session item nearest to this one (cosine of item vectors, the semantic view where the
     /// model has one): a short "because you added …" for the page.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -161,16 +164,16 @@ impl Recommender {
     }
 
     /// [`Self::recommend`] with serving options: with a tail weight above 0 the model's best
-    /// candidates are re-ranked toward less-popular items (scores stay the model's).
+    /// candidates are re-ranked toward less-popular items (scores stay the model's). Any `k` from 1
+    /// up is served; one above the catalogue means every candidate, and allocates no more.
     pub fn recommend_with(
         &self,
         session: &[u32],
         k: usize,
         opts: Options,
     ) -> Result<Vec<Recommendation>> {
-        if k == 0 {
-            return Err(Error::Request("k must be at least 1".to_string()));
-        }
+        crate::infer::topk::check_k(k)?;
+        let k = k.min(self.n_items());
         if !(opts.tail_weight.is_finite() && opts.tail_weight >= 0.0) {
             return Err(Error::Request(format!(
                 "tail weight must be a finite number of at least 0, got {}",
@@ -183,7 +186,9 @@ impl Recommender {
         unique.dedup();
         let excluded: &[u32] = if opts.exclude_session { &unique } else { &[] };
         let best: Vec<(u32, f32)> = if opts.tail_weight > 0.0 {
-            let pool = self.engine.top_k(session, POOL.max(20 * k), excluded);
+            let pool = self
+                .engine
+                .top_k(session, POOL.max(k.saturating_mul(20)), excluded);
             let items = &self.manifest.items;
             let max_pop = items.iter().map(|e| e.popularity).max().unwrap_or(0);
             rerank::tail_rerank(
@@ -223,6 +228,7 @@ impl Recommender {
             title: e.title.clone(),
             score,
             tail: self.is_tail(id),
+            new: e.new,
             because: None,
         })
     }

@@ -5,7 +5,7 @@ use super::cache::EmbeddingCache;
 use super::encoder::TextEncoder;
 use super::{npy, prompt, similar, Provenance, SemanticSet};
 use crate::data::split::train_part;
-use crate::data::{Dataset, RawData};
+use crate::data::{Dataset, ItemMeta, RawData};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -112,6 +112,24 @@ fn mean_item_vectors(data: &Dataset, items: &[f32], dim: usize) -> Vec<f32> {
         out.extend(mean);
     }
     out
+}
+
+/// Text-model vectors for items that were not in training, from the same prompt the trained items'
+/// vectors came from: `(key, metadata)` in, one vector each out, in order.
+pub fn embed_new_items(
+    encoder: &TextEncoder,
+    cache: &mut EmbeddingCache,
+    items: &[(String, ItemMeta)],
+    noun: &str,
+    progress: bool,
+) -> Result<Vec<Vec<f32>>> {
+    let texts: Vec<String> = items
+        .iter()
+        .map(|(k, m)| prompt::item_text(noun, k, Some(m)))
+        .collect();
+    let dim = encoder.dim();
+    let flat = embed_texts(encoder, cache, &texts, 32, progress, "new items")?;
+    Ok(flat.chunks(dim).map(<[f32]>::to_vec).collect())
 }
 
 /// Computes the semantic set of `data` with a text encoder.

@@ -3,8 +3,8 @@
 // gone after "clear", the tail-exposure control raises the tail share, the model picker switches
 // bundles (one load for a run of arrow keys), a broken bundle leaves the page working and is never
 // cached, bundles dropped from the manifest are dropped from the cache, a broken bundle list is
-// named, focus follows the keyboard user, markup in titles stays text, and after the bundle has
-// loaded the page makes no request at all.
+// named, new items are marked and recommended, focus follows the keyboard user, markup in titles
+// stays text, and after the bundle has loaded the page makes no request at all.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -225,6 +225,25 @@ test('markup in titles is shown as text and never runs', async () => {
   assert.ok(recTitles.some((t) => t.includes('<')), 'markup shows literally in recommendations');
   assert.equal(await page.locator('main img, main script, main b').count(), 0, 'no element made from a title');
   assert.equal(await page.evaluate(() => window.__pwned), undefined, 'no handler ran');
+  assert.deepEqual(log.errors, []);
+  await page.click('#clear');
+  await page.close();
+});
+
+test('new items added from their text are marked "new" in search and come up in the lists', async () => {
+  const { page, log } = await open('/?bundle=ml-100k-sasrec-llmesr-new');
+  await clearIfAny(page);
+  await page.fill('#search', 'toy story');
+  await page.locator('#matches li').nth(1).waitFor();
+  const rows = await page.locator('#matches li').evaluateAll((ls) =>
+    ls.map((l) => [l.querySelector('span').textContent, !!l.querySelector('.badge.new')]));
+  assert.deepEqual(rows, [['Toy Story (1995)', false], ['Toy Story 4 (2019)', true]]);
+  // The bundle's text term lifts the new sequel into the list of a session with the first film.
+  await page.locator('#matches button').first().click();
+  await recsFor(page, 1);
+  const recNew = await page.locator('#recs li').evaluateAll((ls) =>
+    ls.filter((l) => l.querySelector('.badge.new')).map((l) => l.querySelector('.title').textContent));
+  assert.ok(recNew.includes('Toy Story 4 (2019)'), recNew.join(', '));
   assert.deepEqual(log.errors, []);
   await page.click('#clear');
   await page.close();

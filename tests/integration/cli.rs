@@ -222,3 +222,79 @@ fn quantization_and_serving_flags_are_checked() {
     let recs: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(recs.as_array().unwrap().len(), 10);
 }
+
+#[test]
+fn add_items_and_eval_name_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("s.gguf");
+    let b = bundle.to_str().unwrap();
+    succeeds(&[
+        "synthetic",
+        "--items",
+        "30",
+        "--max-len",
+        "8",
+        "--hidden",
+        "32",
+        "--out",
+        b,
+    ]);
+    let items = dir.path().join("new.item");
+    let i = items.to_str().unwrap();
+    let out = dir.path().join("out.gguf");
+    let o = out.to_str().unwrap();
+    let add = ["add-items", "--bundle", b, "--items", i, "--out", o];
+    std::fs::write(&items, "").unwrap();
+    fails_with(&add, "new.item:1: empty file: no header line");
+    std::fs::write(&items, "item_id:token\ttitle:token\n").unwrap();
+    fails_with(&add, "no items after the header");
+    std::fs::write(&items, "item_id:token\ttitle:token\nn1\tA film\textra\n").unwrap();
+    fails_with(
+        &add,
+        "new.item:2: expected 2 tab-separated columns, found 3",
+    );
+    std::fs::write(&items, "item_id:token\ttitle:token\nn1\tA film\n").unwrap();
+    fails_with(&add, "has no text space");
+    assert!(!out.exists(), "nothing written");
+    // eval: the validation split is for choosing, not for reports; text settings need a bundle
+    // with a text space.
+    fails_with(
+        &[
+            "eval",
+            "--bundle",
+            b,
+            "--data",
+            "/nonexistent",
+            "--split",
+            "valid",
+            "--report",
+            "r.json",
+        ],
+        "--report takes test-split rows only",
+    );
+    fails_with(
+        &[
+            "eval",
+            "--bundle",
+            b,
+            "--data",
+            "/nonexistent",
+            "--session-len",
+            "0",
+        ],
+        "--session-len must be at least 1",
+    );
+    fails_with(&["eval", "--data", "/nonexistent"], "--run <RUN>");
+    fails_with(
+        &[
+            "eval",
+            "--bundle",
+            b,
+            "--data",
+            "/x",
+            "--protocol",
+            "sampled0",
+        ],
+        "use full or sampledN",
+    );
+}

@@ -7,6 +7,7 @@ mod bundle;
 mod embed;
 mod eval;
 mod evaluate;
+mod new_items;
 mod report;
 mod train;
 mod workload;
@@ -74,6 +75,9 @@ enum Command {
     Curves(report::CurvesArgs),
     /// Print the rows of a quality report (reports/quality.json) as Markdown tables.
     Report(report::ReportArgs),
+    /// Add items that were not in training to a bundle, from their text alone: each is embedded
+    /// with the bundle's text model and placed through its maps, under the next ids.
+    AddItems(new_items::AddItemsArgs),
     /// List a bundle's items, optionally those whose title contains a text.
     Items(bundle::ItemsArgs),
 }
@@ -116,6 +120,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Figure(a) => report::figure(a),
         Command::Curves(a) => report::curves(a),
         Command::Report(a) => report::report(a),
+        Command::AddItems(a) => new_items::add_items(a),
         Command::Items(a) => bundle::items(a),
     }
 }
