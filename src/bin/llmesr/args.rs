@@ -145,6 +145,17 @@ impl DataArgs {
     }
 }
 
+/// The text model and its embedding cache, for the commands that embed texts.
+#[derive(Args, Clone)]
+pub struct TextModelArgs {
+    /// BERT-family model folder (config.json, model.safetensors, tokenizer.json).
+    #[arg(long, default_value = "models/all-minilm-l6-v2")]
+    pub model: PathBuf,
+    /// Embedding cache folder (one file per model, keyed by text).
+    #[arg(long, default_value = "cache/embeddings")]
+    pub cache: PathBuf,
+}
+
 /// A dataset folder read with the default filter, as the commands that take a bundle read it.
 pub fn default_dataset(dir: &std::path::Path) -> Result<Dataset> {
     let raw = data::load_dir(dir)?;

@@ -1,7 +1,7 @@
 //! `llmesr embed` (the semantic set LLM-ESR trains with) and `llmesr neighbours` (how good its
 //! similar-user lists are).
 
-use crate::args::{default_dataset, DataArgs};
+use crate::args::{default_dataset, DataArgs, TextModelArgs};
 use anyhow::Result;
 use clap::Args;
 use llm_esr::data::{self, Dataset};
@@ -23,12 +23,8 @@ pub struct EmbedArgs {
     /// Semantic set to write (safetensors).
     #[arg(long)]
     pub out: PathBuf,
-    /// BERT-family model folder (config.json, model.safetensors, tokenizer.json).
-    #[arg(long, default_value = "models/all-minilm-l6-v2")]
-    pub model: PathBuf,
-    /// Embedding cache folder (one file per model, keyed by text).
-    #[arg(long, default_value = "cache/embeddings")]
-    pub cache: PathBuf,
+    #[command(flatten)]
+    pub text: TextModelArgs,
     #[arg(long, default_value_t = defaults().batch_size)]
     pub batch_size: usize,
     /// history-text = the model over the user's training titles (reference); mean-items = the mean
@@ -97,8 +93,8 @@ pub fn run(a: EmbedArgs) -> Result<()> {
         )?
     } else {
         let start = std::time::Instant::now();
-        let encoder = TextEncoder::load(&a.model)?;
-        let mut cache = EmbeddingCache::open(&a.cache, encoder.id(), encoder.dim())?;
+        let encoder = TextEncoder::load(&a.text.model)?;
+        let mut cache = EmbeddingCache::open(&a.text.cache, encoder.id(), encoder.dim())?;
         eprintln!(
             "{}: {} items, {} users; model {} ({}-d, {} tokens); {} cached texts",
             dataset.name,

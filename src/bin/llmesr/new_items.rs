@@ -1,5 +1,6 @@
 //! `llmesr add-items`: items that were not in training added to a bundle from their text alone.
 
+use crate::args::TextModelArgs;
 use anyhow::{Context, Result};
 use clap::Args;
 use llm_esr::data::ItemMeta;
@@ -22,12 +23,9 @@ pub struct AddItemsArgs {
     /// The bundle to write (the old one is left as it is).
     #[arg(long)]
     pub out: PathBuf,
-    /// The text model's folder; it must be the model the bundle's items were embedded with.
-    #[arg(long, default_value = "models/all-minilm-l6-v2")]
-    pub model: PathBuf,
-    /// Embedding cache folder (one file per model, keyed by text).
-    #[arg(long, default_value = "cache/embeddings")]
-    pub cache: PathBuf,
+    /// The text model: it must be the one the bundle's items were embedded with.
+    #[command(flatten)]
+    pub text: TextModelArgs,
     #[arg(long)]
     pub quiet: bool,
 }
@@ -54,17 +52,17 @@ pub fn add_items(a: AddItemsArgs) -> Result<()> {
             a.bundle.display()
         );
     };
-    let encoder = TextEncoder::load(&a.model)?;
+    let encoder = TextEncoder::load(&a.text.model)?;
     if encoder.id() != space.model {
         anyhow::bail!(
             "{} was embedded with {}; {} is {}: new items must go through the same text model",
             a.bundle.display(),
             space.model,
-            a.model.display(),
+            a.text.model.display(),
             encoder.id()
         );
     }
-    let mut cache = EmbeddingCache::open(&a.cache, encoder.id(), encoder.dim())?;
+    let mut cache = EmbeddingCache::open(&a.text.cache, encoder.id(), encoder.dim())?;
     let items: Vec<(String, ItemMeta)> = rows.into_iter().map(|(_, k, m)| (k, m)).collect();
     let vectors = embed_new_items(&encoder, &mut cache, &items, &new.noun, !a.quiet)?;
     let new_items: Vec<NewItem> = items
