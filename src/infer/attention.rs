@@ -27,7 +27,9 @@ pub struct PadKey<'a> {
 
 /// Multi-head attention of `q` (rows of `d`, query row `r` sitting at key row `q_rows[r]`) over
 /// `k`/`v` (rows of `d`), written to `ctx` (one row per query). `logits` is scratch.
+/// Compiled per instruction set like the row loops of [`crate::kernels::rows`], and as exact.
 #[allow(clippy::too_many_arguments)]
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.1"))]
 pub fn attend(
     q: &[f32],
     q_rows: &[usize],

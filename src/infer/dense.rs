@@ -1,7 +1,7 @@
 //! Encoder layers as plain f32 buffers: a linear map (torch layout, `[out, in]`), LayerNorm and
 //! the row-wise helpers the encoder needs. Weights come out of the bundle once, at load.
 
-use crate::kernels::dot::dot;
+use crate::kernels::rows;
 use crate::{Error, Result};
 use candle_core::quantized::QTensor;
 use candle_core::Device;
@@ -57,29 +57,12 @@ impl Dense {
         let rows = x.len() / self.n_in;
         out.clear();
         out.resize(rows * self.n_out, 0.0);
-        for (xr, or) in x
-            .chunks_exact(self.n_in)
-            .zip(out.chunks_exact_mut(self.n_out))
-        {
-            for (o, (y, wr)) in or
-                .iter_mut()
-                .zip(self.w.chunks_exact(self.n_in))
-                .enumerate()
-            {
-                *y = dot(xr, wr) + self.b.as_ref().map_or(0.0, |b| b[o]);
-            }
-        }
+        rows::linear(x, &self.w, self.b.as_deref(), self.n_in, out);
     }
 
     /// The output for a single input row.
     pub fn forward_row(&self, x: &[f32], out: &mut [f32]) {
-        for (o, (y, wr)) in out
-            .iter_mut()
-            .zip(self.w.chunks_exact(self.n_in))
-            .enumerate()
-        {
-            *y = dot(x, wr) + self.b.as_ref().map_or(0.0, |b| b[o]);
-        }
+        rows::linear(&x[..self.n_in], &self.w, self.b.as_deref(), self.n_in, out);
     }
 
     pub fn bias_or_zero(&self, o: usize) -> f32 {
@@ -104,21 +87,14 @@ impl LayerNorm {
 
     /// Normalises each row of `x` (rows of `w.len()`) into `out`.
     pub fn forward(&self, x: &[f32], out: &mut Vec<f32>) {
-        let d = self.w.len();
         out.clear();
         out.resize(x.len(), 0.0);
-        for (xr, or) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
-            let mean = xr.iter().sum::<f32>() / d as f32;
-            let var = xr.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
-            let inv = 1.0 / (var + self.eps).sqrt();
-            for (i, (o, v)) in or.iter_mut().zip(xr).enumerate() {
-                *o = (v - mean) * inv * self.w[i] + self.b[i];
-            }
-        }
+        rows::layer_norm(x, &self.w, &self.b, self.eps, out);
     }
 }
 
 /// In-place softmax of a row of scores.
+#[inline]
 pub fn softmax(xs: &mut [f32]) {
     let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let inv = 1.0 / crate::kernels::exp::exp_sum_in_place(xs, max);

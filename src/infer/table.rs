@@ -2,7 +2,8 @@
 //! time for the session's items, and the catalogue is scored straight from the stored values.
 
 use crate::bundle::TableType;
-use crate::kernels::dot::{dot, dot_f16, dot_q4, dot_q8, BLOCK};
+use crate::kernels::dot::BLOCK;
+use crate::kernels::rows;
 use crate::{Error, Result};
 use candle_core::quantized::{GgmlDType, QTensor};
 use half::f16;
@@ -148,36 +149,11 @@ impl ItemTable {
     /// Adds `u · row_i` to `scores[i]` for rows `0..scores.len()`.
     pub fn add_scores(&self, u: &[f32], scores: &mut [f32]) {
         let w = self.width;
-        let bpr = w / BLOCK;
         match &self.rows {
-            Rows::F32(v) => {
-                for (s, row) in scores.iter_mut().zip(v.chunks_exact(w)) {
-                    *s += dot(u, row);
-                }
-            }
-            Rows::F16(v) => {
-                for (s, row) in scores.iter_mut().zip(v.chunks_exact(w)) {
-                    *s += dot_f16(u, row);
-                }
-            }
-            Rows::Q8 { scales, qs } => {
-                for ((s, row), sc) in scores
-                    .iter_mut()
-                    .zip(qs.chunks_exact(w))
-                    .zip(scales.chunks_exact(bpr))
-                {
-                    *s += dot_q8(u, sc, row);
-                }
-            }
-            Rows::Q4 { scales, qs } => {
-                for ((s, row), sc) in scores
-                    .iter_mut()
-                    .zip(qs.chunks_exact(w / 2))
-                    .zip(scales.chunks_exact(bpr))
-                {
-                    *s += dot_q4(u, sc, row);
-                }
-            }
+            Rows::F32(v) => rows::add_scores_f32(u, v, w, scores),
+            Rows::F16(v) => rows::add_scores_f16(u, v, w, scores),
+            Rows::Q8 { scales, qs } => rows::add_scores_q8(u, scales, qs, w, scores),
+            Rows::Q4 { scales, qs } => rows::add_scores_q4(u, scales, qs, w, scores),
         }
     }
 

@@ -6,7 +6,7 @@
 /// Values per GGML block (Q8_0 and Q4_0).
 pub const BLOCK: usize = 32;
 
-#[inline]
+#[inline(always)]
 fn reduce(acc: [f32; 8]) -> f32 {
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
 }
@@ -20,7 +20,7 @@ pub fn add_into(x: &mut [f32], e: &[f32]) {
 }
 
 /// `a · b` over the shorter length.
-#[inline]
+#[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -42,7 +42,7 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// `u · row` for an f16 row.
-#[inline]
+#[inline(always)]
 pub fn dot_f16(u: &[f32], row: &[half::f16]) -> f32 {
     let mut acc = [0f32; 8];
     let cu = u.chunks_exact(8);
@@ -62,7 +62,7 @@ pub fn dot_f16(u: &[f32], row: &[half::f16]) -> f32 {
 }
 
 /// `u · row` for a Q8_0 row: per block, the scale times the dot of the int8 values with `u`.
-#[inline]
+#[inline(always)]
 pub fn dot_q8(u: &[f32], scales: &[f32], qs: &[i8]) -> f32 {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     return simd::dot_q8(u, scales, qs);
@@ -72,7 +72,7 @@ pub fn dot_q8(u: &[f32], scales: &[f32], qs: &[i8]) -> f32 {
 
 /// `u · row` for a Q4_0 row: each block packs 32 four-bit values offset by 8, the low nibbles
 /// holding values 0..16 and the high nibbles 16..32 (GGML's layout).
-#[inline]
+#[inline(always)]
 pub fn dot_q4(u: &[f32], scales: &[f32], qs: &[u8]) -> f32 {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     return simd::dot_q4(u, scales, qs);
@@ -84,6 +84,7 @@ pub fn dot_q4(u: &[f32], scales: &[f32], qs: &[u8]) -> f32 {
     all(target_arch = "wasm32", target_feature = "simd128"),
     allow(dead_code)
 )]
+#[inline(always)]
 fn dot_q8_portable(u: &[f32], scales: &[f32], qs: &[i8]) -> f32 {
     let mut total = 0f32;
     for ((ub, qb), s) in u
@@ -106,6 +107,7 @@ fn dot_q8_portable(u: &[f32], scales: &[f32], qs: &[i8]) -> f32 {
     all(target_arch = "wasm32", target_feature = "simd128"),
     allow(dead_code)
 )]
+#[inline(always)]
 fn dot_q4_portable(u: &[f32], scales: &[f32], qs: &[u8]) -> f32 {
     let mut total = 0f32;
     for ((ub, qb), s) in u

@@ -37,6 +37,7 @@ pub fn exp_sum(src: &[f32], scale: f32, shift: f32, dst: &mut [f32]) -> f32 {
 
 /// Replaces each `x` of `xs` by `exp(x − shift)` and returns their sum: [`exp_sum`] with the
 /// scores and the weights in one buffer, as the inference path keeps them.
+#[inline]
 pub fn exp_sum_in_place(xs: &mut [f32], shift: f32) -> f32 {
     let shift8 = f32x8::splat(shift);
     let mut acc = f32x8::ZERO;
