@@ -48,6 +48,9 @@ pub struct RunInfo {
     /// The new items a cold-start run held out of training.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cold: Option<crate::data::ColdConfig>,
+    /// The named configuration the run was trained as (`best-base`, `best-llm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
 }
 
 impl Manifest {

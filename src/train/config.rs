@@ -42,6 +42,9 @@ pub struct TrainConfig {
     /// Cold-start evaluation: the share of items held out as new items, and its seed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cold: Option<ColdConfig>,
+    /// The named configuration the run was trained as, if any (its rows carry the name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<crate::train::Preset>,
 }
 
 /// Batches per length-sorting window when bucketing.
@@ -104,6 +107,7 @@ impl Default for TrainConfig {
             bucket: false,
             loss: LossConfig::default(),
             cold: None,
+            preset: None,
         }
     }
 }

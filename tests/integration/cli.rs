@@ -298,3 +298,104 @@ fn add_items_and_eval_name_what_is_wrong() {
         "use full or sampledN",
     );
 }
+
+#[test]
+fn a_preset_sets_its_configuration_and_labels_the_rows() {
+    let data = crate::common::synthetic_dir();
+    let d = data.path().to_str().unwrap();
+    let out = data.path().join("run");
+    let o = out.to_str().unwrap();
+    let report = data.path().join("rows.json");
+    let r = report.to_str().unwrap();
+    fails_with(
+        &[
+            "train",
+            "--data",
+            d,
+            "--out",
+            o,
+            "--preset",
+            "best-base",
+            "--dropout",
+            "0.2",
+        ],
+        "cannot be used with",
+    );
+    let train = [
+        "train",
+        "--data",
+        d,
+        "--out",
+        o,
+        "--preset",
+        "best-base",
+        "--epochs",
+        "1",
+        "--max-len",
+        "12",
+        "--quiet",
+        "--report",
+        r,
+    ];
+    succeeds(&train);
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["train"]["preset"], "best-base");
+    assert_eq!(run["train"]["loss"], "ce");
+    assert_eq!(run["model"]["hidden"], 128);
+    assert!((run["model"]["dropout"].as_f64().unwrap() - 0.1).abs() < 1e-6);
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert!(!rows.is_empty());
+    assert!(rows
+        .iter()
+        .all(|x| x["preset"] == "best-base" && x["loss"] == "ce"));
+    // A bundle of the run keeps the name, and `eval` of the bundle labels its rows with it.
+    let bundle = data.path().join("b.gguf");
+    let b = bundle.to_str().unwrap();
+    succeeds(&["export", "--run", o, "--out", b]);
+    let again = data.path().join("again.json");
+    succeeds(&[
+        "eval",
+        "--bundle",
+        b,
+        "--data",
+        d,
+        "--report",
+        again.to_str().unwrap(),
+    ]);
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&again).unwrap()).unwrap();
+    assert!(!rows.is_empty() && rows.iter().all(|x| x["preset"] == "best-base"));
+    // The groups of a hold-out, for a model trained without one: the warm users' numbers of a
+    // cold-start run get their counterpart on the same users.
+    let groups = data.path().join("groups.json");
+    succeeds(&[
+        "eval",
+        "--run",
+        o,
+        "--data",
+        d,
+        "--cold-groups",
+        "0.2",
+        "--cold-seed",
+        "3",
+        "--protocol",
+        "full",
+        "--report",
+        groups.to_str().unwrap(),
+    ]);
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&groups).unwrap()).unwrap();
+    let users = |g: &str| {
+        rows.iter()
+            .find(|x| x["group"] == g)
+            .map(|x| x["users"].as_u64().unwrap())
+    };
+    let (all, cold, warm) = (users("overall"), users("cold_item"), users("warm_item"));
+    assert!(cold.unwrap() > 0 && warm.unwrap() > 0, "{rows:?}");
+    assert_eq!(cold.unwrap() + warm.unwrap(), all.unwrap());
+    assert!(rows
+        .iter()
+        .all(|x| x["cold_share"] == 0.2 && x["cold_seed"] == 3));
+}

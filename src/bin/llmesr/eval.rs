@@ -12,7 +12,7 @@ use llm_esr::eval::report::{self, RunLabels};
 use llm_esr::eval::{evaluate_with, EvalOptions, Protocol, Scorer, PROTOCOLS};
 use llm_esr::recommend::Recommender;
 use llm_esr::train::checkpoint::load_model;
-use llm_esr::train::{RunRecord, TrainConfig};
+use llm_esr::train::{Preset, RunRecord, TrainConfig};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -51,15 +51,23 @@ pub struct EvalArgs {
     /// … comparing each candidate with this many of the session's newest items.
     #[arg(long, value_delimiter = ',', requires = "bundle")]
     pub text_recent: Vec<usize>,
-    /// Label the rows as a chosen configuration (best-base, best-llm).
-    #[arg(long)]
-    pub preset: Option<String>,
+    /// Label the rows as a named configuration (default: the one the run was trained as, if any).
+    #[arg(long, value_enum)]
+    pub preset: Option<Preset>,
     /// Append every metric as a row to this JSON report (test split only).
     #[arg(long)]
     pub report: Option<PathBuf>,
     /// Print the reports as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// For a model trained without a hold-out: report the cold_item/warm_item groups of this
+    /// hold-out (share of items, with --cold-seed) without holding anything out, so its warm-item
+    /// quality can be set beside a cold-start run's on the same users.
+    #[arg(long)]
+    pub cold_groups: Option<f64>,
+    /// The seed of --cold-groups' draw (a cold-start run's --cold-seed).
+    #[arg(long, default_value_t = 0, requires = "cold_groups")]
+    pub cold_seed: u64,
 }
 
 /// The model being evaluated: a run's candle model or a bundle's engine (whose text term can be
@@ -133,7 +141,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         anyhow::bail!("--session-len must be at least 1");
     }
     let raw = data::load_dir(&a.data)?;
-    let (mut model, dataset, groups, mut labels, title, cold) = match (&a.run, &a.bundle) {
+    let (mut model, dataset, groups, mut labels, title, mut cold) = match (&a.run, &a.bundle) {
         (Some(run), _) => {
             let record = RunRecord::load(run)?;
             let (dataset, cold) =
@@ -178,6 +186,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
                 mode: cfg.mode.label().into(),
                 cold_share: cold_cfg.map(|c| c.share),
                 cold_seed: cold_cfg.map(|c| c.seed),
+                preset: run.as_ref().and_then(|r| r.preset.clone()),
                 seed: run.map_or(TrainConfig::default().seed, |r| r.seed),
                 ..RunLabels::default()
             };
@@ -193,7 +202,32 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         }
         (None, None) => unreachable!("clap requires --run or --bundle"),
     };
-    labels.preset = a.preset.clone();
+    if let Some(p) = a.preset {
+        labels.preset = Some(p.label().into());
+    }
+    if let Some(share) = a.cold_groups {
+        if cold.is_some() {
+            anyhow::bail!(
+                "--cold-groups is for a model trained without a hold-out; this one has its own"
+            );
+        }
+        let cfg = ColdConfig {
+            share,
+            seed: a.cold_seed,
+        };
+        cold = Some(ColdItems::draw(dataset.n_items(), cfg)?);
+        labels.cold_share = Some(share);
+        labels.cold_seed = Some(a.cold_seed);
+        labels.ablation = Some(
+            labels
+                .ablation
+                .iter()
+                .cloned()
+                .chain(["no-hold-out".to_string()])
+                .collect::<Vec<_>>()
+                .join("+"),
+        );
+    }
     let protocols: Vec<Protocol> = a.protocol.map_or(PROTOCOLS.to_vec(), |p| vec![p]);
     let cuts: Vec<Option<usize>> = if a.session_len.is_empty() {
         vec![None]

@@ -9,7 +9,7 @@ use llm_esr::model::{Backbone, ModelConfig, SemanticConfig, Variant, Views};
 use llm_esr::semantic::SemanticSet;
 use llm_esr::train::run::RUN_FILE;
 use llm_esr::train::{
-    train, IdInit, LossConfig, LossKind, RunRecord, SemanticInputs, Teacher, TrainConfig,
+    train, IdInit, LossConfig, LossKind, Preset, RunRecord, SemanticInputs, Teacher, TrainConfig,
     TrainInputs,
 };
 use std::path::PathBuf;
@@ -48,6 +48,14 @@ pub struct TrainArgs {
     pub backbone: Backbone,
     #[arg(long, value_enum, default_value_t = Variant::default())]
     pub variant: Variant,
+    /// A named configuration (BENCHMARKS.md §8): best-base (cross-entropy, dropout 0.1, hidden
+    /// 128) or best-llm (LLM-ESR with residual cross-attention, no self-distillation,
+    /// cross-entropy, dropout 0.1). It sets the variant, loss, dropout, hidden size, residual
+    /// cross-attention and distillation weight, so those flags cannot be given with it.
+    #[arg(long, value_enum, conflicts_with_all = [
+        "variant", "loss", "dropout", "hidden", "cross_residual", "distill_weight", "teacher"
+    ])]
+    pub preset: Option<Preset>,
     /// Semantic set written by `llmesr embed` (required for --variant llmesr).
     #[arg(long)]
     pub semantic: Option<PathBuf>,
@@ -128,6 +136,21 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
+    /// The flags with the preset's settings in place (clap refuses a preset beside them).
+    fn with_preset(mut self) -> Self {
+        if let Some(p) = self.preset {
+            let s = p.settings();
+            self.variant = s.variant;
+            self.loss = s.loss;
+            self.dropout = s.dropout;
+            self.hidden = s.hidden;
+            self.cross_residual = s.cross_residual;
+            self.distill_weight = s.distill_weight;
+            self.teacher = s.teacher;
+        }
+        self
+    }
+
     /// The model for a semantic table of `input_dim` (ignored by base models).
     fn model_config(&self, input_dim: usize) -> ModelConfig {
         let mut model = ModelConfig::reference(self.backbone, 1);
@@ -190,12 +213,14 @@ impl TrainArgs {
                 share,
                 seed: self.cold_seed,
             }),
+            preset: self.preset,
             ..TrainConfig::default()
         })
     }
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
+    let a = a.with_preset();
     // Every setting is checked before the data is read, so a typo costs nothing.
     let cfg = a.train_config()?;
     a.model_config(DEFAULT_TEXT_WIDTH).validate()?;
