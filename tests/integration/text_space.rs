@@ -128,3 +128,38 @@ fn text_settings_need_a_text_space_and_sane_values() {
         assert!(on.set_text_boost(bad).is_err(), "{bad:?}");
     }
 }
+
+/// `llmesr eval` of a bundle that serves with a text term says so in every row it writes; one
+/// without a term writes rows without one.
+#[test]
+fn eval_rows_name_the_text_term_the_bundle_serves_with() {
+    let data = crate::common::synthetic_dir();
+    for (weight, labelled) in [(1.5f32, true), (0.0, false)] {
+        let boost = TextBoost {
+            weight,
+            below_popularity: 0,
+            recent: 2,
+        };
+        let bundle = data.path().join(format!("text-{weight}.gguf"));
+        std::fs::write(&bundle, bundle_bytes(Some(boost), TableType::F32)).unwrap();
+        let report = data.path().join(format!("rows-{weight}.json"));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_llmesr"))
+            .args(["eval", "--bundle", bundle.to_str().unwrap(), "--data"])
+            .arg(data.path())
+            .args(["--protocol", "full", "--report", report.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rows: Vec<serde_json::Value> =
+            serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+        assert!(!rows.is_empty());
+        for r in &rows {
+            let ablation = r["ablation"].as_str().unwrap_or("");
+            assert_eq!(ablation.contains("text-w1.5-b0-r2"), labelled, "{r}");
+        }
+    }
+}

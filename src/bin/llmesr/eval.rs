@@ -87,15 +87,16 @@ impl Evaluated {
 }
 
 /// The text-term settings to evaluate: every combination of the given values, each list
-/// defaulting to the bundle's own setting; `None` alone when no text flag was given.
+/// defaulting to the bundle's own setting. Without a text flag: the bundle's own term where it
+/// serves with one (so its rows say so), else `None` alone.
 fn text_grid(a: &EvalArgs, rec: Option<&Recommender>) -> Result<Vec<Option<TextBoost>>> {
-    if a.text_weight.is_empty() && a.text_below.is_empty() && a.text_recent.is_empty() {
-        return Ok(vec![None]);
-    }
-    let Some(own) = rec
+    let own = rec
         .and_then(|r| r.manifest().text.as_ref())
-        .map(|t| t.boost)
-    else {
+        .map(|t| t.boost);
+    if a.text_weight.is_empty() && a.text_below.is_empty() && a.text_recent.is_empty() {
+        return Ok(vec![own.filter(|b| b.is_on())]);
+    }
+    let Some(own) = own else {
         anyhow::bail!(
             "--text-weight/--text-below/--text-recent need a bundle exported with --text-width"
         );
