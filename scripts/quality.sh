@@ -34,7 +34,7 @@ try:
 except FileNotFoundError:
     rows = []
 key = lambda r: (r["dataset"], r["backbone"], r["variant"], r.get("ablation"), r.get("quant"), r["mode"],
-                 r.get("loss"), r.get("session_len"), r.get("cold_share"), r.get("cold_seed"),
+                 r.get("loss"), r.get("preset"), r.get("session_len"), r.get("cold_share"), r.get("cold_seed"),
                  r["protocol"], r["seed"], r["group"], r["metric"])
 # A re-run of the same cell replaces the old rows.
 index = {key(r): i for i, r in enumerate(rows)}
