@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "kebab-case")]
 #[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 pub enum Preset {
-    /// SASRec-style base with full-softmax cross-entropy, dropout 0.1, hidden 128: the strongest
-    /// base on ML-1M validation (0.1885 against 0.1878 at hidden 64 and 0.1819 at dropout 0.2).
+    /// The backbone alone with full-softmax cross-entropy, dropout 0.1, hidden 128: the strongest
+    /// SASRec base on ML-1M validation (0.1885 against 0.1878 at hidden 64 and 0.1819 at dropout 0.2).
     BestBase,
     /// LLM-ESR with residual cross-attention and no self-distillation, trained with full-softmax
     /// cross-entropy at dropout 0.1: ahead of both bases on ML-1M validation at equal epochs.
