@@ -118,6 +118,11 @@ impl TrainConfig {
         (self.loss.kind != super::loss::LossKind::Bce).then(|| self.loss.kind.label().to_string())
     }
 
+    /// The preset's name as report rows and bundles carry it.
+    pub fn preset_label(&self) -> Option<String> {
+        self.preset.map(|p| p.label().to_string())
+    }
+
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
         if self.epochs == 0 {

@@ -90,7 +90,7 @@ impl RunRecord {
                 ablation: self.ablation(),
                 seed: self.train.seed,
                 cold: self.train.cold,
-                preset: self.train.preset.map(|p| p.label().into()),
+                preset: self.train.preset_label(),
             }),
         }
     }

@@ -97,7 +97,7 @@ impl RunRecord {
             cold_share: self.train.cold.map(|c| c.share),
             cold_seed: self.train.cold.map(|c| c.seed),
             seed: self.train.seed,
-            preset: self.train.preset.map(|p| p.label().into()),
+            preset: self.train.preset_label(),
             ..RunLabels::default()
         }
     }
