@@ -110,15 +110,18 @@ async function benchBundle(entry, workload, memory, report) {
   const users = (sessions[50].length ? sessions[50] : sessions[10]).slice(0, 16).map((s) => rec.userVector(s));
   const matrix = rec.itemMatrix();
   const width = users[0].length;
+  // Quantized tables are scored against the quantized query; the JavaScript scorer is given it
+  // ready-made (the wasm one quantizes it on every call).
+  const jsUsers = QUANTIZED.has(info.tables) ? users.map(quantizedQuery) : users;
   for (const [what, run] of [
-    ['scorer-wasm', (u) => rec.topKForUser(u, K)],
-    ['scorer-js', (u) => jsTopK(matrix, width, u, K)],
+    ['scorer-wasm', (i) => rec.topKForUser(users[i], K)],
+    ['scorer-js', (i) => jsTopK(matrix, width, jsUsers[i], K)],
   ]) {
-    for (let i = 0; i < WARMUP; i++) run(users[i % users.length]);
+    for (let i = 0; i < WARMUP; i++) run(i % users.length);
     const times = [];
     for (let i = 0; i < CALLS; i++) {
       const a = performance.now();
-      run(users[i % users.length]);
+      run(i % users.length);
       times.push(performance.now() - a);
     }
     rows.push({ ...base, what, session_len: 50, ...stats(times), wasm_memory_bytes: memory.buffer.byteLength });
@@ -126,14 +129,34 @@ async function benchBundle(entry, workload, memory, report) {
     await tick();
   }
   // The two scorers must agree before their times mean anything.
-  const same = users.every((u) => {
+  const same = users.every((u, n) => {
+    const q = jsUsers[n];
     const a = Array.from(rec.topKForUser(u, K));
-    const b = Array.from(jsTopK(matrix, width, u, K));
+    const b = Array.from(jsTopK(matrix, width, q, K));
     return a.every((id, i) => id === b[i] || Math.abs(
-      dot(matrix, width, id, u) - dot(matrix, width, b[i], u)) < 1e-4);
+      dot(matrix, width, id, q) - dot(matrix, width, b[i], q)) < 1e-4);
   });
   rec.free();
   return { rows, scorersAgree: same };
+}
+
+const QUANTIZED = new Set(['q8', 'q4']);
+
+/** `u` as the wasm scorer multiplies it for Q8_0/Q4_0 tables (`QueryQ8` in src/kernels/dot.rs):
+ * blocks of 32, scale max|x| / 127, values rounded half away from zero. */
+function quantizedQuery(u) {
+  const out = new Float32Array(u.length);
+  for (let b = 0; b < u.length; b += 32) {
+    let amax = 0;
+    for (let j = b; j < b + 32; j++) amax = Math.max(amax, Math.abs(u[j]));
+    const d = Math.fround(amax / 127);
+    const inv = d === 0 ? 0 : Math.fround(1 / d);
+    for (let j = b; j < b + 32; j++) {
+      const x = Math.fround(u[j] * inv);
+      out[j] = Math.min(127, Math.max(-127, Math.sign(x) * Math.round(Math.abs(x)))) * d;
+    }
+  }
+  return out;
 }
 
 function dot(matrix, width, id, u) {

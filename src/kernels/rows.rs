@@ -9,7 +9,7 @@
 //! accumulators), so every copy gives the same bits as the baseline one (tested below). In wasm
 //! only the default copy exists, with the `simd128` kernels.
 
-use super::dot::{dot, dot_f16, dot_q4, dot_q8, BLOCK};
+use super::dot::{dot, dot_f16, dot_q4, dot_q8, QueryQ8, BLOCK};
 use multiversion::multiversion;
 
 /// `scores[i] += u · row_i` for f32 rows of `width`.
@@ -28,9 +28,10 @@ pub fn add_scores_f16(u: &[f32], rows: &[half::f16], width: usize, scores: &mut 
     }
 }
 
-/// `scores[i] += u · row_i` for Q8_0 rows of `width` (one scale per block of [`BLOCK`]).
+/// `scores[i] += u · row_i` for Q8_0 rows of `width` (one scale per block of [`BLOCK`]), with the
+/// query quantized too ([`QueryQ8`]).
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.1"))]
-pub fn add_scores_q8(u: &[f32], scales: &[f32], qs: &[i8], width: usize, scores: &mut [f32]) {
+pub fn add_scores_q8(u: &QueryQ8, scales: &[f32], qs: &[i8], width: usize, scores: &mut [f32]) {
     let bpr = width / BLOCK;
     for ((s, row), sc) in scores
         .iter_mut()
@@ -41,9 +42,10 @@ pub fn add_scores_q8(u: &[f32], scales: &[f32], qs: &[i8], width: usize, scores:
     }
 }
 
-/// `scores[i] += u · row_i` for Q4_0 rows of `width` (two values a byte).
+/// `scores[i] += u · row_i` for Q4_0 rows of `width` (two values a byte), with the query quantized
+/// to Q8_0 ([`QueryQ8`]).
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.1"))]
-pub fn add_scores_q4(u: &[f32], scales: &[f32], qs: &[u8], width: usize, scores: &mut [f32]) {
+pub fn add_scores_q4(u: &QueryQ8, scales: &[f32], qs: &[u8], width: usize, scores: &mut [f32]) {
     let bpr = width / BLOCK;
     for ((s, row), sc) in scores
         .iter_mut()
@@ -117,17 +119,18 @@ mod tests {
         let nib: Vec<u8> = (0..w * n / 2).map(|i| (i * 91 % 256) as u8).collect();
         let scales = values(n * w / BLOCK, 3);
         let (mut q8, mut q4) = (vec![0f32; n], vec![0f32; n]);
-        add_scores_q8(&u, &scales, &qs, w, &mut q8);
-        add_scores_q4(&u, &scales, &nib, w, &mut q4);
+        let uq = QueryQ8::new(&u);
+        add_scores_q8(&uq, &scales, &qs, w, &mut q8);
+        add_scores_q4(&uq, &scales, &nib, w, &mut q4);
         for i in 0..n {
             let sc = &scales[i * 2..i * 2 + 2];
             assert_eq!(
                 q8[i].to_bits(),
-                dot_q8(&u, sc, &qs[i * w..(i + 1) * w]).to_bits()
+                dot_q8(&uq, sc, &qs[i * w..(i + 1) * w]).to_bits()
             );
             assert_eq!(
                 q4[i].to_bits(),
-                dot_q4(&u, sc, &nib[i * 32..(i + 1) * 32]).to_bits()
+                dot_q4(&uq, sc, &nib[i * 32..(i + 1) * 32]).to_bits()
             );
         }
         let (n_in, n_out, r) = (24, 10, 5);
