@@ -24,7 +24,8 @@ pub struct Manifest {
     pub name: String,
     pub dataset: String,
     pub model: ModelConfig,
-    /// Items `1..=n_items` in id order.
+    /// Items `1..=n_items` in id order (stored packed, [`super::catalogue`]).
+    #[serde(with = "super::catalogue")]
     pub items: Vec<ItemEntry>,
     /// Items with popularity below this are tail items.
     pub item_tail_cut: u32,

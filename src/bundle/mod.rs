@@ -6,6 +6,7 @@
 //! grow without new GGUF keys; the CRC-32 covers the manifest and every tensor's bytes, so a flipped
 //! bit anywhere in the payload is refused instead of giving silently wrong scores.
 
+pub mod catalogue;
 mod manifest;
 pub mod precision;
 pub mod text;
@@ -23,11 +24,9 @@ use std::collections::HashMap;
 use std::io::Cursor;
 
 /// Bumped whenever a reader of the previous version could misread a new file. Version 2 added
-/// quantized item tables and f16 encoders, version 3 the text space ([`TextSpace`]); a bundle
-/// without one is still written as version 2, and version 1 files (all f32) still load.
-pub const FORMAT_VERSION: u32 = 3;
-/// Written when a bundle has no text space: its readers are those of version 2.
-const PLAIN_VERSION: u32 = 2;
+/// quantized item tables and f16 encoders, version 3 the text space ([`TextSpace`]), version 4
+/// the packed catalogue ([`catalogue`]); files of versions 1 to 3 still load.
+pub const FORMAT_VERSION: u32 = 4;
 const OLDEST_READABLE: u32 = 1;
 /// The tensors that hold one row per item; only these may be block-quantized.
 pub const ITEM_TABLES: [&str; 3] = [names::ID_TABLE, names::SEMANTIC_TABLE, names::TEXT_TABLE];
@@ -102,14 +101,7 @@ pub fn write_with(
     let meta_values = [
         ("general.architecture", Value::String(ARCHITECTURE.into())),
         ("general.name", Value::String(manifest.name.clone())),
-        (
-            KEY_VERSION,
-            Value::U32(if manifest.text.is_some() {
-                FORMAT_VERSION
-            } else {
-                PLAIN_VERSION
-            }),
-        ),
+        (KEY_VERSION, Value::U32(FORMAT_VERSION)),
         (KEY_MANIFEST, Value::String(json)),
         (KEY_CHECKSUM, Value::U32(sum)),
     ];
@@ -336,6 +328,64 @@ mod tests {
         let e = err(&out.into_inner());
         assert!(
             e.contains("blocks.0.ff1.weight has type Q8_0") && e.contains("encoder as F32 or F16"),
+            "{e}"
+        );
+    }
+
+    /// `b`'s tensors under another manifest string and version, with a valid checksum.
+    fn rewritten(b: &Bundle, json: String, version: u32) -> Vec<u8> {
+        let mut names: Vec<&String> = b.tensors.keys().collect();
+        names.sort();
+        let qs: Vec<QTensor> = names
+            .iter()
+            .map(|n| {
+                let q = &b.tensors[*n];
+                QTensor::quantize(&q.dequantize(&Device::Cpu).unwrap(), q.dtype()).unwrap()
+            })
+            .collect();
+        let sum = checksum(&json, &names, &qs).unwrap();
+        let vals = [
+            ("general.architecture", Value::String(ARCHITECTURE.into())),
+            (KEY_VERSION, Value::U32(version)),
+            (KEY_MANIFEST, Value::String(json)),
+            (KEY_CHECKSUM, Value::U32(sum)),
+        ];
+        let meta: Vec<(&str, &Value)> = vals.iter().map(|(k, v)| (*k, v)).collect();
+        let refs: Vec<(&str, &QTensor)> = names.iter().map(|n| n.as_str()).zip(&qs).collect();
+        let mut out = Cursor::new(Vec::new());
+        gguf_file::write(&mut out, &meta, &refs).unwrap();
+        out.into_inner()
+    }
+
+    /// Bundles of format version 3 and older list the catalogue as JSON objects; they still load,
+    /// and to the same manifest.
+    #[test]
+    fn catalogues_listed_as_objects_still_load() {
+        let (mut m, w) = tiny();
+        m.items[1].new = true;
+        let b = Bundle::from_bytes(&write(&m, &w).unwrap()).unwrap();
+        let mut json = serde_json::to_value(&m).unwrap();
+        assert!(json["items"].is_string(), "new bundles pack the catalogue");
+        // As version 3 wrote it: `{"key", "title", "popularity"}`, `"new": true` only where set.
+        json["items"] = serde_json::to_value(m.items.iter().collect::<Vec<_>>()).unwrap();
+        assert_eq!(json["items"][1]["new"], true);
+        assert!(json["items"][0].get("new").is_none());
+        let json = serde_json::to_string(&json).unwrap();
+        let out = rewritten(&b, json, 3);
+        assert_eq!(Bundle::from_bytes(&out).unwrap().manifest, m);
+    }
+
+    #[test]
+    fn a_damaged_packed_catalogue_is_named() {
+        let (m, w) = tiny();
+        let mut json = serde_json::to_value(&m).unwrap();
+        json["items"] = serde_json::Value::String("AAAA".into());
+        let json = serde_json::to_string(&json).unwrap();
+        let b = Bundle::from_bytes(&write(&m, &w).unwrap()).unwrap();
+        let out = rewritten(&b, json, FORMAT_VERSION);
+        let e = err(&out);
+        assert!(
+            e.contains("manifest is not valid") && e.contains("packed catalogue"),
             "{e}"
         );
     }
