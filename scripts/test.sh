@@ -15,7 +15,7 @@ cargo clippy --release --target wasm32-unknown-unknown --lib -- -D warnings
 cargo build --release --bin llmesr
 cargo test --release
 # The reference scripts need PyTorch to run (developer checks); here they must at least parse.
-for f in scripts/reference-parity.py scripts/reference-step.py scripts/reference_names.py; do python3 -c "import ast, sys; ast.parse(open(sys.argv[1]).read())" "$f"; done
+for f in scripts/reference-parity.py scripts/reference-step.py scripts/reference-timing.py scripts/reference_names.py; do python3 -c "import ast, sys; ast.parse(open(sys.argv[1]).read())" "$f"; done
 # The developer scripts that no test runs (bench, ab-bench, quality) must at least parse too.
 for f in scripts/*.sh; do bash -n "$f"; done
 
