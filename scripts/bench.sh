@@ -18,7 +18,7 @@ b=target/bench
 rm -rf "$b/bundles" && mkdir -p "$b/bundles"
 if [ -f "$run/run.json" ]; then
   for q in f32 q8 q4; do
-    $bin export --run "$run" --quant $q --out "$b/bundles/ml-1m-sasrec-llmesr-$q.gguf"
+    $bin export --run "$run" --quant $q --out "$b/bundles/ml-1m-$(basename "$run")-$q.gguf"
   done
 else
   echo "no finished run at $run: timing an untrained ML-1M-shaped LLM-ESR bundle instead" >&2
@@ -29,8 +29,8 @@ fi
 $bin workload --data data/ml-1m --out "$b/workload.json"
 # Scaling: random tables, the same encoder shape (SASRec LLM-ESR, 64-d, 2 layers).
 for n in 10000 100000 1000000; do
-  for q in f32 q8; do
-    # A 1M-item f32 bundle is half a gigabyte; the study keeps q8 there.
+  for q in f32 q8 q4; do
+    # A 1M-item f32 bundle is half a gigabyte; the study keeps q8 and q4 there.
     [ "$n" = 1000000 ] && [ $q = f32 ] && continue
     $bin synthetic --items $n --llmesr --quant $q --out "$b/bundles/synthetic-$n-$q.gguf"
   done
