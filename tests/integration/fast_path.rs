@@ -86,8 +86,17 @@ fn fast_path_equals_the_candle_model_everywhere() {
                             .zip(&w[1..=N])
                             .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
                             .fold(0f32, f32::max);
+                        // Quantized tables are scored against the quantized query (half a step of
+                        // max|u|/127 a value, `QueryQ8`), so their scores move by up to a few
+                        // hundredths here; the quantized arithmetic itself is checked exactly in
+                        // `infer::table` and `kernels::dot`. Everything else must agree to 1e-4.
+                        let tol = if matches!(tables, TableType::Q8 | TableType::Q4) {
+                            5e-2
+                        } else {
+                            1e-4
+                        };
                         assert!(
-                            diff < 1e-4,
+                            diff < tol,
                             "{backbone:?} variant {variant} {mode:?} {tables}: session of {} differs by {diff}",
                             s.len()
                         );
