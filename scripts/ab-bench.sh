@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Inference latency of the working tree against a base revision, in headless Chromium and natively:
 #   scripts/ab-bench.sh BASE_REV [ROUNDS]      (ROUNDS defaults to 6)
-# Both sides time the same untrained ML-1M-shaped SASRec LLM-ESR f32 bundle (latency does not depend
-# on the weights' values) with the same seeded random sessions. Single runs on a small VM swing by
+# Both sides time the same untrained SASRec LLM-ESR bundles of the ML-1M model's shape (latency does
+# not depend on the weights' values) with the same seeded random sessions: by default one of
+# ML-1M's 3,503 items with f32 tables; AB_BUNDLES="ITEMS:QUANT ..." names others (e.g.
+# AB_BUNDLES="3503:f32 1000000:q4" for a big catalogue beside it). Single runs on a small VM swing by
 # tens of percent, so the two builds take turns ROUNDS times (each going first in half the rounds)
 # and the medians of their p50s are compared. Run it on a quiet machine; PAUSE_PIDS="pid ..." stops those processes (a training job,
 # say) during the timed rounds only and resumes them after. Writes target/ab/summary.json.
@@ -28,14 +30,19 @@ ln -s "$PWD/target" "$base/target"
 ln -s "$PWD/tests/e2e/node_modules" "$base/tests/e2e/node_modules"
 
 cargo build --release --bin llmesr
-bundle=$ab/ml-1m-shaped-llmesr-f32.gguf
-target/release/llmesr synthetic --items 3503 --llmesr --quant f32 --out "$bundle"
+bundles=()
+for spec in ${AB_BUNDLES:-3503:f32}; do
+  items=${spec%%:*} quant=${spec##*:}
+  bundles+=("$ab/synthetic-$items-llmesr-$quant.gguf")
+  [ -f "${bundles[-1]}" ] || target/release/llmesr synthetic --items "$items" --llmesr --quant "$quant" \
+    --out "${bundles[-1]}"
+done
 
 build_side() { # TREE SIDE
   # Both trees build the same package into one directory and cargo judges freshness by mtime:
   # touching the sources makes it rebuild (and re-copy) the crate from this tree.
   find "$1/src" "$1/benches" "$1/Cargo.toml" -exec touch {} +
-  (cd "$1" && bash scripts/build-web.sh "$ab/site-$2" "$bundle")
+  (cd "$1" && bash scripts/build-web.sh "$ab/site-$2" "${bundles[@]}")
   local exe
   exe=$(cd "$1" && cargo bench --bench recommend --no-run 2>&1 \
     | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)
@@ -78,21 +85,22 @@ p50 = {}
 for side in ("base", "head"):
     for f in by_round(f"{ab}/runs/browser-{side}-*.json"):
         for r in json.load(open(f))["rows"]:
-            p50.setdefault(("browser", r["what"], r["session_len"], side), []).append(r["p50_ms"])
+            p50.setdefault(("browser", r["bundle"], r["what"], r["session_len"], side), []).append(r["p50_ms"])
     for f in by_round(f"{ab}/runs/native-{side}-*.tsv"):
         for line in open(f):
             name, t = line.rstrip("\n").split("\t")
-            p50.setdefault(("native", "recommend", int(name.rsplit("/", 1)[1]), side), []).append(ms(t))
+            bundle, _, n = name.split("/")
+            p50.setdefault(("native", bundle, "recommend", int(n), side), []).append(ms(t))
 rows = []
-for (where, what, n, side) in sorted(k for k in p50 if k[3] == "base"):
-    b, h = p50[(where, what, n, "base")], p50.get((where, what, n, "head"), [])
+for (where, bundle, what, n, side) in sorted(k for k in p50 if k[4] == "base"):
+    b, h = p50[(where, bundle, what, n, "base")], p50.get((where, bundle, what, n, "head"), [])
     if not h:
         continue
     mb, mh = statistics.median(b), statistics.median(h)
     faster = sum(x < y for x, y in zip(h, b))
-    rows.append({"where": where, "what": what, "session_len": n, "base_ms": mb, "head_ms": mh,
+    rows.append({"where": where, "bundle": bundle, "what": what, "session_len": n, "base_ms": mb, "head_ms": mh,
                  "ratio": mh / mb, "head_faster_rounds": faster, "rounds": min(len(b), len(h))})
-    print(f"{where:8} {what:12} {n:4}  base {mb:8.3f} ms  head {mh:8.3f} ms  ×{mh / mb:.2f}  "
+    print(f"{where:8} {bundle:28} {what:12} {n:4}  base {mb:8.3f} ms  head {mh:8.3f} ms  ×{mh / mb:.2f}  "
           f"head faster in {faster}/{min(len(b), len(h))} rounds")
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 json.dump({"date": datetime.date.today().isoformat(), "machine": f"{cpu}, {os.cpu_count()} cores",

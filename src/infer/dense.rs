@@ -27,8 +27,9 @@ impl Weights<'_> {
 }
 
 pub struct Dense {
-    /// `[out, in]`, row-major: one contiguous row per output, so each output is one dot product.
-    w: Vec<f32>,
+    /// `[in, out]`, row-major — torch's weight transposed once at load, so the product over a row
+    /// is a weighted sum of contiguous weight rows ([`rows::linear`]).
+    wt: Vec<f32>,
     b: Option<Vec<f32>>,
     n_in: usize,
     n_out: usize,
@@ -36,20 +37,24 @@ pub struct Dense {
 
 impl Dense {
     pub fn load(ws: &Weights, prefix: &str, n_in: usize, n_out: usize, bias: bool) -> Result<Self> {
-        Ok(Dense {
-            w: ws.get(&format!("{prefix}.weight"), &[n_out, n_in])?,
-            b: if bias {
-                Some(ws.get(&format!("{prefix}.bias"), &[n_out])?)
-            } else {
-                None
-            },
-            n_in,
-            n_out,
-        })
+        let w = ws.get(&format!("{prefix}.weight"), &[n_out, n_in])?;
+        let b = if bias {
+            Some(ws.get(&format!("{prefix}.bias"), &[n_out])?)
+        } else {
+            None
+        };
+        Ok(Dense::from_parts(w, b, n_in, n_out))
     }
 
+    /// `w` in torch's `[out, in]` layout.
     pub fn from_parts(w: Vec<f32>, b: Option<Vec<f32>>, n_in: usize, n_out: usize) -> Self {
-        Dense { w, b, n_in, n_out }
+        let mut wt = vec![0f32; w.len()];
+        for (o, row) in w.chunks_exact(n_in).enumerate() {
+            for (i, &v) in row.iter().enumerate() {
+                wt[i * n_out + o] = v;
+            }
+        }
+        Dense { wt, b, n_in, n_out }
     }
 
     /// `x` holds rows of `n_in`; `out` is resized to the same rows of `n_out`.
@@ -57,12 +62,12 @@ impl Dense {
         let rows = x.len() / self.n_in;
         out.clear();
         out.resize(rows * self.n_out, 0.0);
-        rows::linear(x, &self.w, self.b.as_deref(), self.n_in, out);
+        rows::linear(x, &self.wt, self.b.as_deref(), self.n_in, out);
     }
 
     /// The output for a single input row.
     pub fn forward_row(&self, x: &[f32], out: &mut [f32]) {
-        rows::linear(&x[..self.n_in], &self.w, self.b.as_deref(), self.n_in, out);
+        rows::linear(&x[..self.n_in], &self.wt, self.b.as_deref(), self.n_in, out);
     }
 
     pub fn bias_or_zero(&self, o: usize) -> f32 {
@@ -96,7 +101,20 @@ impl LayerNorm {
 /// In-place softmax of a row of scores.
 #[inline]
 pub fn softmax(xs: &mut [f32]) {
-    let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    // Eight running maxima, so the scan vectorizes (the maximum is the same in any order).
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let chunks = xs.chunks_exact(8);
+    let rest = chunks
+        .remainder()
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    for c in chunks {
+        for i in 0..8 {
+            lanes[i] = lanes[i].max(c[i]);
+        }
+    }
+    let max = lanes.into_iter().fold(rest, f32::max);
     let inv = 1.0 / crate::kernels::exp::exp_sum_in_place(xs, max);
     for x in xs.iter_mut() {
         *x *= inv;

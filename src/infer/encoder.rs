@@ -6,7 +6,7 @@
 //! attention and the GRU see is reproduced exactly: as one weighted key ([`PadKey`]) in the
 //! transformer, as the real pad steps in the GRU.
 
-use super::attention::{attend, PadKey, Reach};
+use super::attention::{attend, AttendScratch, PadKey, Reach};
 use super::dense::{Dense, LayerNorm, Weights};
 use crate::kernels::dot::add_into;
 use crate::model::ModelConfig;
@@ -30,7 +30,7 @@ pub struct EncoderScratch {
     q: Vec<f32>,
     k: Vec<f32>,
     v: Vec<f32>,
-    logits: Vec<f32>,
+    att: AttendScratch,
     ctx: Vec<f32>,
     y: Vec<f32>,
     h: Vec<f32>,
@@ -156,7 +156,7 @@ impl Transformer {
                 self.heads,
                 self.reach,
                 pad_key.as_ref(),
-                &mut s.logits,
+                &mut s.att,
                 &mut s.ctx,
             );
             b.out.forward(&s.ctx, &mut s.y);

@@ -10,6 +10,7 @@
 pub mod attention;
 pub mod dense;
 pub mod encoder;
+pub mod projected;
 pub mod table;
 pub mod text;
 pub mod topk;
@@ -21,6 +22,7 @@ use crate::{Error, Result};
 use attention::{CrossAttention, CrossScratch, Reach};
 use dense::Weights;
 use encoder::{Encoder, EncoderScratch};
+use projected::{Gathered, Projected};
 use std::sync::Mutex;
 use table::ItemTable;
 use text::TextTables;
@@ -33,12 +35,16 @@ struct Scratch {
     rows: Vec<usize>,
     ids: Vec<u32>,
     cross: CrossScratch,
+    gathered: Gathered,
     enc: EncoderScratch,
     user: Vec<f32>,
     scores: Vec<f32>,
     text_best: Vec<f32>,
     text_row: Vec<f32>,
 }
+
+/// Items scored per chunk by [`Engine::top_k`]: 4 KB of scores, small beside the first cache level.
+const CHUNK: usize = 1024;
 
 pub struct Engine {
     cfg: ModelConfig,
@@ -47,6 +53,9 @@ pub struct Engine {
     pos: Option<Vec<f32>>,
     /// `llm2id` (semantic queries over ID keys) and `id2llm`.
     cross: Option<(CrossAttention, CrossAttention)>,
+    /// The cross-attentions' projections of every item and position, when the catalogue is small
+    /// enough to keep them.
+    projected: Option<Projected>,
     cross_reach: Reach,
     encoder: Encoder,
     /// The bundle's text space, when it carries one: the serving-time text term and new items.
@@ -142,11 +151,15 @@ impl Engine {
                 cfg.n_layers
             )));
         }
+        let projected = cross
+            .as_ref()
+            .and_then(|c| Projected::build(&tables, pos.as_deref(), c));
         Ok(Engine {
             cfg,
             tables,
             pos,
             cross,
+            projected,
             cross_reach,
             encoder,
             text,
@@ -170,6 +183,25 @@ impl Engine {
             .map(ItemTable::memory_bytes)
             .sum::<usize>()
             + self.text.as_ref().map_or(0, TextTables::memory_bytes)
+            + self.projected.as_ref().map_or(0, Projected::memory_bytes)
+    }
+
+    /// Whether the cross-attentions' projections of every item are held ([`projected`]): made at
+    /// load when they fit [`projected::BUDGET_BYTES`].
+    pub fn has_projections(&self) -> bool {
+        self.projected.is_some()
+    }
+
+    /// Drops the projection tables (their memory, for more work per session), or makes them again
+    /// if they fit the budget. Both ways give the same scores up to rounding.
+    pub fn set_projections(&mut self, keep: bool) {
+        self.projected = if keep {
+            self.cross
+                .as_ref()
+                .and_then(|c| Projected::build(&self.tables, self.pos.as_deref(), c))
+        } else {
+            None
+        };
     }
 
     /// The bundle's text space, if it has one.
@@ -268,22 +300,46 @@ impl Engine {
             s.rows.extend(0..n);
             s.crossed.resize_with(2, Vec::new);
             let (a, b) = s.crossed.split_at_mut(1);
-            llm2id.forward(
-                &s.views[1],
-                &s.rows,
-                &s.views[0],
-                self.cross_reach,
-                &mut s.cross,
-                &mut a[0],
-            );
-            id2llm.forward(
-                &s.views[0],
-                &s.rows,
-                &s.views[1],
-                self.cross_reach,
-                &mut s.cross,
-                &mut b[0],
-            );
+            match self.projected.as_ref().filter(|_| !gru_pad) {
+                Some(p) => {
+                    let first_pos = 1 + shift;
+                    for (which, (c, out)) in [(llm2id, &mut a[0]), (id2llm, &mut b[0])]
+                        .into_iter()
+                        .enumerate()
+                    {
+                        p.gather(which, &s.ids, first_pos, scale, &mut s.gathered);
+                        let g = &s.gathered;
+                        c.forward_projected(
+                            &g.q,
+                            &g.k,
+                            &g.v,
+                            &s.rows,
+                            self.cross_reach,
+                            &mut s.cross.att,
+                            &mut s.cross.ctx,
+                            out,
+                        );
+                    }
+                }
+                None => {
+                    llm2id.forward(
+                        &s.views[1],
+                        &s.rows,
+                        &s.views[0],
+                        self.cross_reach,
+                        &mut s.cross,
+                        &mut a[0],
+                    );
+                    id2llm.forward(
+                        &s.views[0],
+                        &s.rows,
+                        &s.views[1],
+                        self.cross_reach,
+                        &mut s.cross,
+                        &mut b[0],
+                    );
+                }
+            }
             if gru_pad {
                 let (e_id, e_se) = (s.pad_rows[0].clone(), s.pad_rows[1].clone());
                 llm2id.forward(
@@ -366,12 +422,20 @@ impl Engine {
     /// The `k` best `(id, score)`, best first, skipping the sorted ids in `excluded`.
     pub fn top_k(&self, session: &[u32], k: usize, excluded: &[u32]) -> Vec<(u32, f32)> {
         let mut s = self.take_scratch();
-        let (mut user, mut scores) = (std::mem::take(&mut s.user), std::mem::take(&mut s.scores));
+        let mut user = std::mem::take(&mut s.user);
         self.encode(session, &mut s, &mut user);
-        self.scores_into(&user, &mut scores);
-        self.add_text(session, &mut scores, &mut s);
-        let best = topk::top_k(&scores, k, excluded);
-        (s.user, s.scores) = (user, scores);
+        let best = if self.text.as_ref().is_some_and(|t| t.boost.is_on()) {
+            // The text term needs every item's similarity to the session before it adds any.
+            let mut scores = std::mem::take(&mut s.scores);
+            self.scores_into(&user, &mut scores);
+            self.add_text(session, &mut scores, &mut s);
+            let best = topk::top_k(&scores, k, excluded);
+            s.scores = scores;
+            best
+        } else {
+            self.best_for_user(&user, k, excluded, &mut s.scores)
+        };
+        s.user = user;
         self.put_scratch(s);
         best
     }
@@ -380,12 +444,43 @@ impl Engine {
     /// used by the browser benchmark to time it alone).
     pub fn top_k_for_user(&self, user: &[f32], k: usize, excluded: &[u32]) -> Vec<(u32, f32)> {
         let mut s = self.take_scratch();
-        let mut scores = std::mem::take(&mut s.scores);
-        self.scores_into(user, &mut scores);
-        let best = topk::top_k(&scores, k, excluded);
-        s.scores = scores;
+        let best = self.best_for_user(user, k, excluded, &mut s.scores);
         self.put_scratch(s);
         best
+    }
+
+    /// The catalogue scored [`CHUNK`] items at a time, each chunk's scores summed over the views
+    /// and offered to the top-k heap while they are in cache: no catalogue-sized buffer is
+    /// filled, written once per view and read back (16 MB of traffic a call at 1M items).
+    fn best_for_user(
+        &self,
+        user: &[f32],
+        k: usize,
+        excluded: &[u32],
+        buf: &mut Vec<f32>,
+    ) -> Vec<(u32, f32)> {
+        let d = self.cfg.hidden;
+        let n = self.cfg.n_items + 1;
+        let queries: Vec<_> = self
+            .tables
+            .iter()
+            .zip(user.chunks_exact(d))
+            .map(|(t, u)| t.query(u))
+            .collect();
+        let mut best = topk::TopK::new(k.min(n - 1));
+        // Index 0 is the padding slot, never a candidate.
+        let mut first = 1;
+        while first < n {
+            let len = CHUNK.min(n - first);
+            buf.clear();
+            buf.resize(len, 0.0);
+            for (t, q) in self.tables.iter().zip(&queries) {
+                t.add_scores_from(q, first, buf);
+            }
+            best.offer(first as u32, buf, excluded);
+            first += len;
+        }
+        best.into_sorted()
     }
 
     /// Appends new items (one [`text::NewRows`] each, from [`TextTables::new_rows`]) to every
@@ -417,6 +512,9 @@ impl Engine {
             t.insert(at, rows);
         }
         self.cfg.n_items += rows.len();
+        if self.projected.is_some() {
+            self.set_projections(true);
+        }
     }
 
     /// Number of item views (tables): 1 or 2, the semantic view last.

@@ -23,6 +23,14 @@ enum Rows {
     },
 }
 
+/// A user vector ready for one table's scorer ([`ItemTable::query`]).
+pub enum TableQuery<'a> {
+    /// f32 and f16 tables score against the vector itself.
+    Plain(&'a [f32]),
+    /// Q8_0 and Q4_0 tables score against it quantized (`q`).
+    Quantized { u: &'a [f32], q: QueryQ8 },
+}
+
 pub struct ItemTable {
     rows: Rows,
     n_rows: usize,
@@ -150,12 +158,40 @@ impl ItemTable {
     /// `u` quantized to Q8_0 ([`QueryQ8`]): integer block products, about twice as fast, for a
     /// rounding of `u` of at most half a step per value.
     pub fn add_scores(&self, u: &[f32], scores: &mut [f32]) {
-        let w = self.width;
-        match &self.rows {
-            Rows::F32(v) => rows::add_scores_f32(u, v, w, scores),
-            Rows::F16(v) => rows::add_scores_f16(u, v, w, scores),
-            Rows::Q8 { scales, qs } => rows::add_scores_q8(&QueryQ8::new(u), scales, qs, w, scores),
-            Rows::Q4 { scales, qs } => rows::add_scores_q4(&QueryQ8::new(u), scales, qs, w, scores),
+        self.add_scores_from(&self.query(u), 0, scores);
+    }
+
+    /// `u` made ready for this table's scorer, once per user vector however many chunks of rows
+    /// it scores.
+    pub fn query<'a>(&self, u: &'a [f32]) -> TableQuery<'a> {
+        match self.rows {
+            Rows::F32(_) | Rows::F16(_) => TableQuery::Plain(u),
+            Rows::Q8 { .. } | Rows::Q4 { .. } => TableQuery::Quantized {
+                u,
+                q: QueryQ8::new(u),
+            },
+        }
+    }
+
+    /// Adds `q · row_{first + i}` to `scores[i]` for `i` in `0..scores.len()`; those rows must
+    /// exist. `q` is this table's [`Self::query`].
+    pub fn add_scores_from(&self, q: &TableQuery, first: usize, scores: &mut [f32]) {
+        let (w, n) = (self.width, scores.len());
+        let bpr = w / BLOCK;
+        let span = |per_row: usize| first * per_row..(first + n) * per_row;
+        match (&self.rows, q) {
+            (Rows::F32(v), TableQuery::Plain(u)) => rows::add_scores_f32(u, &v[span(w)], w, scores),
+            (Rows::F16(v), TableQuery::Plain(u)) => rows::add_scores_f16(u, &v[span(w)], w, scores),
+            (Rows::Q8 { scales, qs }, TableQuery::Quantized { q, .. }) => {
+                rows::add_scores_q8(q, &scales[span(bpr)], &qs[span(w)], w, scores)
+            }
+            (Rows::Q4 { scales, qs }, TableQuery::Quantized { q, .. }) => {
+                rows::add_scores_q4(q, &scales[span(bpr)], &qs[span(w / 2)], w, scores)
+            }
+            // Another table's query: this table's own from the same vector.
+            (_, TableQuery::Plain(u) | TableQuery::Quantized { u, .. }) => {
+                self.add_scores_from(&self.query(u), first, scores)
+            }
         }
     }
 

@@ -59,37 +59,67 @@ impl PartialEq for Worst {
 }
 impl Eq for Worst {}
 
+/// The `k` best candidates seen so far, in a `k`-slot heap: candidates are offered a stretch of
+/// consecutive ids at a time, so a catalogue can be scored in cache-sized chunks and never held
+/// whole.
+pub struct TopK {
+    k: usize,
+    heap: BinaryHeap<Worst>,
+}
+
+impl TopK {
+    /// Keeps the best `k`; the caller bounds `k` by the number of candidates, as the heap's
+    /// memory follows it.
+    pub fn new(k: usize) -> Self {
+        TopK {
+            k,
+            heap: BinaryHeap::with_capacity(k + 1),
+        }
+    }
+
+    /// Offers ids `first..first + scores.len()`, skipping the sorted ids in `excluded`.
+    pub fn offer(&mut self, first: u32, scores: &[f32], excluded: &[u32]) {
+        if self.k == 0 {
+            return;
+        }
+        for (i, &score) in scores.iter().enumerate() {
+            let c = Worst {
+                score,
+                id: first + i as u32,
+            };
+            if self.heap.len() == self.k {
+                // Only a candidate that beats the current k-th best costs anything more.
+                if c >= *self.heap.peek().expect("k > 0") {
+                    continue;
+                }
+            }
+            if excluded.binary_search(&c.id).is_ok() {
+                continue;
+            }
+            if self.heap.len() == self.k {
+                self.heap.pop();
+            }
+            self.heap.push(c);
+        }
+    }
+
+    /// The kept `(id, score)`, best first, ties to the lower id.
+    pub fn into_sorted(self) -> Vec<(u32, f32)> {
+        let mut out: Vec<(u32, f32)> = self.heap.into_iter().map(|w| (w.id, w.score)).collect();
+        out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        out
+    }
+}
+
 /// The `k` best `(id, score)` over ids `1..scores.len()`, best first, ties to the lower id;
 /// `excluded` (sorted) ids are skipped. Index 0 is the padding slot and never a candidate. A `k`
 /// above the number of candidates returns all of them; memory follows the candidates, not `k`.
 pub fn top_k(scores: &[f32], k: usize, excluded: &[u32]) -> Vec<(u32, f32)> {
-    let k = k.min(scores.len().saturating_sub(1));
-    if k == 0 {
-        return Vec::new();
+    let mut best = TopK::new(k.min(scores.len().saturating_sub(1)));
+    if scores.len() > 1 {
+        best.offer(1, &scores[1..], excluded);
     }
-    let mut heap: BinaryHeap<Worst> = BinaryHeap::with_capacity(k + 1);
-    for (i, &score) in scores.iter().enumerate().skip(1) {
-        let c = Worst {
-            score,
-            id: i as u32,
-        };
-        if heap.len() == k {
-            // Only a candidate that beats the current k-th best costs anything more.
-            if c >= *heap.peek().expect("k > 0") {
-                continue;
-            }
-        }
-        if excluded.binary_search(&c.id).is_ok() {
-            continue;
-        }
-        if heap.len() == k {
-            heap.pop();
-        }
-        heap.push(c);
-    }
-    let mut out: Vec<(u32, f32)> = heap.into_iter().map(|w| (w.id, w.score)).collect();
-    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    out
+    best.into_sorted()
 }
 
 #[cfg(test)]
@@ -110,6 +140,23 @@ mod tests {
             assert_eq!(top_k(&scores, k, &excluded), all, "k={k}");
         }
         assert!(top_k(&scores, 0, &[]).is_empty());
+    }
+
+    /// Offering the candidates in chunks of any size keeps exactly what one offer keeps.
+    #[test]
+    fn chunked_offers_keep_what_one_offer_keeps() {
+        let scores: Vec<f32> = (0..300).map(|i| ((i * 53) % 29) as f32 * 0.5).collect();
+        let excluded = vec![2u32, 57, 58, 299];
+        for k in [1, 10, 298] {
+            let want = top_k(&scores, k, &excluded);
+            for chunk in [1, 7, 64, 299] {
+                let mut best = TopK::new(k);
+                for (c, part) in scores[1..].chunks(chunk).enumerate() {
+                    best.offer(1 + (c * chunk) as u32, part, &excluded);
+                }
+                assert_eq!(best.into_sorted(), want, "k={k} chunk={chunk}");
+            }
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! accumulators), so every copy gives the same bits as the baseline one (tested below). In wasm
 //! only the default copy exists, with the `simd128` kernels.
 
-use super::dot::{dot, dot_f16, dot_q4, dot_q8, QueryQ8, BLOCK};
+use super::dot::{dot, dot_f16, weighted_rows, weighted_rows_pair, QueryQ8};
 use multiversion::multiversion;
 
 /// `scores[i] += u · row_i` for f32 rows of `width`.
@@ -28,17 +28,23 @@ pub fn add_scores_f16(u: &[f32], rows: &[half::f16], width: usize, scores: &mut 
     }
 }
 
-/// `scores[i] += u · row_i` for Q8_0 rows of `width` (one scale per block of [`BLOCK`]), with the
+/// `scores[i] += u · row_i` for Q8_0 rows of `width` (one scale per block of [`BLOCK`](super::dot::BLOCK)), with the
 /// query quantized too ([`QueryQ8`]).
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.1"))]
 pub fn add_scores_q8(u: &QueryQ8, scales: &[f32], qs: &[i8], width: usize, scores: &mut [f32]) {
-    let bpr = width / BLOCK;
-    for ((s, row), sc) in scores
-        .iter_mut()
-        .zip(qs.chunks_exact(width))
-        .zip(scales.chunks_exact(bpr))
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    super::dot::simd::add_scores_q8(u, scales, qs, width, scores);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     {
-        *s += dot_q8(u, sc, row);
+        use super::dot::{dot_q8, BLOCK};
+        let bpr = width / BLOCK;
+        for ((s, row), sc) in scores
+            .iter_mut()
+            .zip(qs.chunks_exact(width))
+            .zip(scales.chunks_exact(bpr))
+        {
+            *s += dot_q8(u, sc, row);
+        }
     }
 }
 
@@ -46,23 +52,48 @@ pub fn add_scores_q8(u: &QueryQ8, scales: &[f32], qs: &[i8], width: usize, score
 /// to Q8_0 ([`QueryQ8`]).
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.1"))]
 pub fn add_scores_q4(u: &QueryQ8, scales: &[f32], qs: &[u8], width: usize, scores: &mut [f32]) {
-    let bpr = width / BLOCK;
-    for ((s, row), sc) in scores
-        .iter_mut()
-        .zip(qs.chunks_exact(width / 2))
-        .zip(scales.chunks_exact(bpr))
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    super::dot::simd::add_scores_q4(u, scales, qs, width, scores);
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     {
-        *s += dot_q4(u, sc, row);
+        use super::dot::{dot_q4, BLOCK};
+        let bpr = width / BLOCK;
+        for ((s, row), sc) in scores
+            .iter_mut()
+            .zip(qs.chunks_exact(width / 2))
+            .zip(scales.chunks_exact(bpr))
+        {
+            *s += dot_q4(u, sc, row);
+        }
     }
 }
 
-/// A linear layer over rows: `out[r][o] = x_r · w_o + b[o]`, `w` in torch's `[out, in]` layout.
+/// A linear layer over rows: `out[r][o] = Σ_i x_r[i] · wt[i][o] + b[o]`, `wt` the transpose of
+/// torch's `[out, in]` weight (`[in, out]`), so each input value scales one contiguous weight row
+/// ([`weighted_rows`]).
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+sse4.1"))]
-pub fn linear(x: &[f32], w: &[f32], b: Option<&[f32]>, n_in: usize, out: &mut [f32]) {
-    let n_out = w.len() / n_in;
-    for (xr, or) in x.chunks_exact(n_in).zip(out.chunks_exact_mut(n_out)) {
-        for (o, (y, wr)) in or.iter_mut().zip(w.chunks_exact(n_in)).enumerate() {
-            *y = dot(xr, wr) + b.map_or(0.0, |b| b[o]);
+pub fn linear(x: &[f32], wt: &[f32], b: Option<&[f32]>, n_in: usize, out: &mut [f32]) {
+    let n_out = wt.len() / n_in;
+    let mut pairs = x
+        .chunks_exact(2 * n_in)
+        .zip(out.chunks_exact_mut(2 * n_out));
+    for (x2, o2) in pairs.by_ref() {
+        let (x0, x1) = x2.split_at(n_in);
+        let (o0, o1) = o2.split_at_mut(n_out);
+        weighted_rows_pair([x0, x1], wt, n_out, 0, [o0, o1]);
+    }
+    let done = x.len() / (2 * n_in) * 2;
+    if let (Some(xr), Some(or)) = (
+        x.chunks_exact(n_in).nth(done),
+        out.chunks_exact_mut(n_out).nth(done),
+    ) {
+        weighted_rows(xr, wt, n_out, 0, or);
+    }
+    if let Some(b) = b {
+        for or in out.chunks_exact_mut(n_out) {
+            for (y, b) in or.iter_mut().zip(b) {
+                *y += b;
+            }
         }
     }
 }
@@ -83,6 +114,7 @@ pub fn layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::dot::{dot_q4, dot_q8, BLOCK};
     use super::*;
 
     fn values(n: usize, seed: u32) -> Vec<f32> {
@@ -133,7 +165,8 @@ mod tests {
                 dot_q4(&uq, sc, &nib[i * 32..(i + 1) * 32]).to_bits()
             );
         }
-        let (n_in, n_out, r) = (24, 10, 5);
+        let (n_in, n_out, r) = (24, 40, 5);
+        // An odd row count: pairs of rows, and one row on its own.
         let x = values(n_in * r, 4);
         let wt = values(n_in * n_out, 5);
         let b = values(n_out, 6);
@@ -141,11 +174,11 @@ mod tests {
         linear(&x, &wt, Some(&b), n_in, &mut out);
         for (k, y) in out.iter().enumerate() {
             let (row, o) = (k / n_out, k % n_out);
-            let want = dot(
-                &x[row * n_in..(row + 1) * n_in],
-                &wt[o * n_in..(o + 1) * n_in],
-            ) + b[o];
-            assert_eq!(y.to_bits(), want.to_bits());
+            let mut want = 0f32;
+            for i in 0..n_in {
+                want += x[row * n_in + i] * wt[i * n_out + o];
+            }
+            assert_eq!(y.to_bits(), (want + b[o]).to_bits());
         }
     }
 }

@@ -5,6 +5,7 @@
 
 use candle_core::Tensor;
 use llm_esr::bundle::{self, Bundle, EncoderType, Manifest, Precision, TableType};
+use llm_esr::infer::Engine;
 use llm_esr::model::init::random_weights;
 use llm_esr::model::SeqRec;
 use llm_esr::model::{Backbone, Mode, ModelConfig, SemanticConfig};
@@ -79,8 +80,23 @@ fn fast_path_equals_the_candle_model_everywhere() {
                         .unwrap()
                         .score_histories(&refs)
                         .unwrap();
+                    // With a cross-attention the engine gathers projected items (small
+                    // catalogues); without the tables it multiplies, and must agree.
+                    let mut multiplying = Engine::new(&b).unwrap();
+                    assert_eq!(multiplying.has_projections(), variant > 0);
+                    multiplying.set_projections(false);
                     for (s, w) in ss.iter().zip(&want) {
                         let got = rec.scores(s).unwrap();
+                        let slow = multiplying.scores(s);
+                        let gap = got
+                            .iter()
+                            .zip(&slow)
+                            .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+                            .fold(0f32, f32::max);
+                        assert!(
+                            gap < 1e-5,
+                            "{backbone:?} {variant} {mode:?} {tables}: {gap}"
+                        );
                         let diff = got[1..=N]
                             .iter()
                             .zip(&w[1..=N])
