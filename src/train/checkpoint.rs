@@ -95,6 +95,9 @@ pub(crate) fn fingerprint(
     if let Some(c) = cfg.cold {
         fp["cold"] = serde_json::json!(c);
     }
+    if cfg.crop > 0.0 {
+        fp["crop"] = serde_json::json!(cfg.crop);
+    }
     fp.to_string()
 }
 

@@ -42,9 +42,19 @@ pub struct TrainConfig {
     /// Cold-start evaluation: the share of items held out as new items, and its seed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cold: Option<ColdConfig>,
+    /// SASRec: the share of training sequences that start at a random item of the user's
+    /// history instead of its oldest kept one (0 = the reference: never). Each such window keeps
+    /// the newest items and counts positions from its own first item, as a visitor's short
+    /// session does; without it, short contexts are only ever the oldest items of a history.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub crop: f64,
     /// The named configuration the run was trained as, if any (its rows carry the name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preset: Option<crate::train::Preset>,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// Batches per length-sorting window when bucketing.
@@ -107,6 +117,7 @@ impl Default for TrainConfig {
             bucket: false,
             loss: LossConfig::default(),
             cold: None,
+            crop: 0.0,
             preset: None,
         }
     }
@@ -121,6 +132,26 @@ impl TrainConfig {
     /// The preset's name as report rows and bundles carry it.
     pub fn preset_label(&self) -> Option<String> {
         self.preset.map(|p| p.label().to_string())
+    }
+
+    /// Refuses a crop where it has no meaning: backbones other than SASRec (GRU4Rec is trained
+    /// on the last item only, BERT4Rec's cloze samples mask whole histories) and self-distillation,
+    /// whose teacher encodes each user's whole training input.
+    pub fn check_crop(&self, backbone: crate::model::Backbone, distilling: bool) -> Result<()> {
+        if self.crop == 0.0 {
+            return Ok(());
+        }
+        if backbone != crate::model::Backbone::Sasrec {
+            return Err(Error::Config(format!(
+                "--crop applies to SASRec only, not {backbone:?}"
+            )));
+        }
+        if distilling {
+            return Err(Error::Config(
+                "--crop needs --distill-weight 0: the self-distillation teacher encodes whole training inputs".into(),
+            ));
+        }
+        Ok(())
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -152,6 +183,9 @@ impl TrainConfig {
                 self.mask_prob
             ));
         }
+        if !(self.crop.is_finite() && (0.0..=1.0).contains(&self.crop)) {
+            return bad(format!("crop must be a share in [0, 1], got {}", self.crop));
+        }
         if let Some(c) = &self.cold {
             c.validate()?;
             if self.loss.kind == super::loss::LossKind::Bce {
@@ -181,5 +215,36 @@ mod tests {
         };
         assert!(c.validate().unwrap_err().to_string().contains("lr"));
         assert!(TrainConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn a_crop_outside_its_range_or_backbone_is_refused() {
+        use crate::model::Backbone;
+        for crop in [-0.1, 1.5, f64::NAN] {
+            let c = TrainConfig {
+                crop,
+                ..TrainConfig::default()
+            };
+            assert!(c.validate().unwrap_err().to_string().contains("crop"));
+        }
+        let c = TrainConfig {
+            crop: 0.5,
+            ..TrainConfig::default()
+        };
+        assert!(c.validate().is_ok());
+        assert!(c.check_crop(Backbone::Sasrec, false).is_ok());
+        let e = c
+            .check_crop(Backbone::Gru4rec, false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("SASRec only"), "{e}");
+        let e = c
+            .check_crop(Backbone::Sasrec, true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--distill-weight 0"), "{e}");
+        assert!(TrainConfig::default()
+            .check_crop(Backbone::Bert4rec, true)
+            .is_ok());
     }
 }

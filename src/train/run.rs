@@ -121,7 +121,11 @@ impl RunRecord {
     /// How an LLM-ESR run departs from the method, for report rows: `None` for the method itself
     /// and for base models.
     pub fn ablation(&self) -> Option<String> {
-        let sem = self.model.semantic.as_ref()?;
+        // Cropped training windows are a departure of base models too.
+        let crop = (self.train.crop > 0.0).then(|| format!("crop-{}", self.train.crop));
+        let Some(sem) = self.model.semantic.as_ref() else {
+            return crop;
+        };
         let mut parts = Vec::new();
         if self.train.distill_weight == 0.0 {
             parts.push("no-sd");
@@ -146,6 +150,9 @@ impl RunRecord {
             .and_then(|s| s.split_once("+csls-"))
             .map(|(_, rest)| format!("csls-{}", rest.split(':').next().unwrap_or_default()));
         if let Some(c) = &csls {
+            parts.push(c);
+        }
+        if let Some(c) = &crop {
             parts.push(c);
         }
         (!parts.is_empty()).then(|| parts.join("+"))

@@ -68,11 +68,14 @@ fn negative(seen: &HashSet<u32>, n_items: u32, rng: &mut SmallRng) -> u32 {
     }
 }
 
-/// SASRec: inputs `train[..-1]`, targets `train[1..]`, one negative per position.
+/// SASRec: inputs `train[..-1]`, targets `train[1..]`, one negative per position. With
+/// probability `crop` a user's sequence starts at a uniformly drawn item of its training part
+/// instead (keeping at least one input and one target), so positions count from that item.
 pub fn seq2seq_batch(
     data: &Dataset,
     users: &[usize],
     max_len: usize,
+    crop: f64,
     rng: &mut SmallRng,
 ) -> TrainBatch {
     let n_items = data.n_items() as u32;
@@ -83,9 +86,17 @@ pub fn seq2seq_batch(
         lead: 1,
     };
     for &u in users {
-        let train = train_part(&data.sequences[u]);
-        let seen: HashSet<u32> = train.iter().copied().collect();
-        out.inputs.push(pad_left(user_input(data, u), max_len));
+        let whole = train_part(&data.sequences[u]);
+        let seen: HashSet<u32> = whole.iter().copied().collect();
+        // The draw is skipped at crop 0, so the reference's batches use the generator as before.
+        let start = if crop > 0.0 && rng.random::<f64>() < crop {
+            rng.random_range(0..whole.len() - 1)
+        } else {
+            0
+        };
+        let train = &whole[start..];
+        out.inputs
+            .push(pad_left(&train[..train.len() - 1], max_len));
         for t in pad_left(&train[1..], max_len) {
             out.positives.push(t);
             out.negatives.push(if t == 0 {
@@ -236,7 +247,7 @@ pub(crate) fn host_batch(
 ) -> TrainBatch {
     let users: Vec<usize> = samples.iter().map(|s| s.user).collect();
     let mut host = match cfg.backbone {
-        Backbone::Sasrec => seq2seq_batch(data, &users, cfg.max_len, rng),
+        Backbone::Sasrec => seq2seq_batch(data, &users, cfg.max_len, train.crop, rng),
         Backbone::Gru4rec => last_item_batch(data, &users, cfg.max_len, rng),
         Backbone::Bert4rec => cloze_batch(data, samples, cfg.max_len, train.mask_prob, rng),
     };
@@ -266,7 +277,7 @@ mod tests {
         let d = data();
         let mut rng = SmallRng::seed_from_u64(0);
         for _ in 0..50 {
-            let b = seq2seq_batch(&d, &[0], 4, &mut rng);
+            let b = seq2seq_batch(&d, &[0], 4, 0.0, &mut rng);
             assert_eq!(b.inputs, vec![vec![0, 0, 1, 2]]);
             assert_eq!(b.positives, vec![0, 0, 2, 3]);
             assert_eq!(b.negatives[..2], [0, 0]);
@@ -278,6 +289,28 @@ mod tests {
             );
             assert!(matches!(g.negatives[0], 4..=6));
         }
+    }
+
+    /// Cropped sequences are suffixes of the training part with an input and a target, shifted by
+    /// one like the whole ones, and every start is drawn.
+    #[test]
+    fn crops_are_suffixes_of_the_training_part() {
+        let d = data();
+        let mut rng = SmallRng::seed_from_u64(2);
+        let mut starts = HashSet::new();
+        for _ in 0..300 {
+            let b = seq2seq_batch(&d, &[0], 6, 1.0, &mut rng);
+            let input: Vec<u32> = b.inputs[0].iter().copied().filter(|&i| i != 0).collect();
+            let targets: Vec<u32> = b.positives.iter().copied().filter(|&i| i != 0).collect();
+            // The training part of [1, 2, 3, 4, 5] is [1, 2, 3] (validation and test keep 4, 5).
+            let start = input[0] as usize - 1;
+            assert_eq!(input, (1 + start as u32..3).collect::<Vec<_>>());
+            assert_eq!(targets, (2 + start as u32..=3).collect::<Vec<_>>());
+            starts.insert(start);
+        }
+        assert_eq!(starts, HashSet::from([0, 1]));
+        let plain = seq2seq_batch(&d, &[0], 6, 0.0, &mut rng);
+        assert_eq!(plain.inputs, vec![vec![0, 0, 0, 0, 1, 2]]);
     }
 
     #[test]

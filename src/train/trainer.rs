@@ -64,6 +64,7 @@ pub fn train(inputs: &TrainInputs) -> Result<Trained> {
     } else {
         0.0
     };
+    cfg.check_crop(model_cfg.backbone, distill_weight > 0.0)?;
     let held_out = cfg
         .cold
         .map(|c| ColdItems::draw(data.n_items(), c))

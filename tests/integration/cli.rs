@@ -48,6 +48,7 @@ fn bad_settings_are_refused_before_the_data_is_read() {
         ("--heads", "3", "multiple of heads"),
         ("--patience", "0", "patience must be at least 1"),
         ("--tail-item-share", "0", "item tail share"),
+        ("--crop", "1.5", "crop must be a share in [0, 1]"),
         (
             "--filter",
             "sometimes",
@@ -59,6 +60,19 @@ fn bad_settings_are_refused_before_the_data_is_read() {
         fails_with(&args, needle);
     }
     fails_with(&base, "/nonexistent/data");
+    let mut gru = base.to_vec();
+    gru.extend(["--backbone", "gru4rec", "--crop", "0.5"]);
+    fails_with(&gru, "--crop applies to SASRec only");
+    let mut distilled = base.to_vec();
+    distilled.extend([
+        "--variant",
+        "llmesr",
+        "--semantic",
+        "/nonexistent/s",
+        "--crop",
+        "0.5",
+    ]);
+    fails_with(&distilled, "--crop needs --distill-weight 0");
     // Validation-split rankings choose settings; they never become report rows.
     fails_with(
         &[

@@ -105,6 +105,11 @@ pub struct TrainArgs {
     /// trimming; the reference draws batches uniformly).
     #[arg(long)]
     pub bucket: bool,
+    /// SASRec: share of training sequences that start at a random item of the history, so short
+    /// windows of recent items are trained as a visitor's short session reads (0 = never, the
+    /// reference). Needs --distill-weight 0 for LLM-ESR.
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.0)]
+    pub crop: f64,
     /// The recommendation loss: bce (the reference: one uniform negative per target), ce (softmax
     /// over the whole catalogue), sampled (softmax over shared uniform negatives), gbce (gSASRec).
     #[arg(long, value_enum, default_value_t = defaults().loss.kind)]
@@ -208,6 +213,7 @@ impl TrainArgs {
             id_init: self.id_init,
             mask_prob: self.mask_prob,
             bucket: self.bucket,
+            crop: self.crop,
             loss: self.loss_config()?,
             cold: self.cold_items.map(|share| ColdConfig {
                 share,
@@ -225,6 +231,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let cfg = a.train_config()?;
     a.model_config(DEFAULT_TEXT_WIDTH).validate()?;
     cfg.validate()?;
+    cfg.check_crop(
+        a.backbone,
+        a.variant == Variant::Llmesr && cfg.distill_weight > 0.0,
+    )?;
     a.data.group_config().validate()?;
     let semantic_set = match (a.variant, &a.semantic) {
         (Variant::Llmesr, None) => {
