@@ -143,7 +143,8 @@ impl TrainConfig {
         }
         if backbone != crate::model::Backbone::Sasrec {
             return Err(Error::Config(format!(
-                "--crop applies to SASRec only, not {backbone:?}"
+                "--crop applies to SASRec only, not {}",
+                format!("{backbone:?}").to_lowercase()
             )));
         }
         if distilling {
