@@ -301,6 +301,8 @@ pub mod simd {
         type Stored;
         /// Whether the stored values carry GGML's offset of 8 (Q4_0).
         const OFFSET: bool;
+        /// Stored elements (one byte each) of one block.
+        const BLOCK_LEN: usize;
         /// Lane sums of one stored block at `r` against the query's widened block `w`.
         ///
         /// # Safety
@@ -316,6 +318,7 @@ pub mod simd {
     impl Block for Q8 {
         type Stored = i8;
         const OFFSET: bool = false;
+        const BLOCK_LEN: usize = BLOCK;
         #[inline(always)]
         unsafe fn lanes(r: *const v128, w: *const v128) -> v128 {
             let (x0, x1) = (v128_load(r), v128_load(r.add(1)));
@@ -343,6 +346,7 @@ pub mod simd {
     impl Block for Q4 {
         type Stored = u8;
         const OFFSET: bool = true;
+        const BLOCK_LEN: usize = BLOCK / 2;
         // The nibbles are taken as stored (0..16); the offset is subtracted per block.
         #[inline(always)]
         unsafe fn lanes(r: *const v128, w: *const v128) -> v128 {
@@ -375,13 +379,11 @@ pub mod simd {
         scores: &mut [f32],
     ) {
         let n = scores.len();
-        let per_row = qs.len() / n.max(1);
-        let bytes = per_row * core::mem::size_of::<B::Stored>();
-        let block_bytes = bytes / blocks.max(1);
+        // Both stored types are one byte, so elements and bytes count alike.
+        let per_row = blocks * B::BLOCK_LEN;
         assert!(
-            blocks > 0
-                && qs.len() == n * per_row
-                && bytes == blocks * block_bytes
+            core::mem::size_of::<B::Stored>() == 1
+                && qs.len() >= n * per_row
                 && scales.len() >= n * blocks
                 && q.wide.len() >= blocks * BLOCK
                 && q.scales.len() >= blocks
@@ -394,11 +396,12 @@ pub mod simd {
             let mut acc = f32x4_splat(0.0);
             for b in 0..blocks {
                 // SAFETY: rows g..g + 4 < n and block b < blocks lie within `qs` (asserted
-                // above: n rows of `bytes`); the query's widened block b is four v128 within
+                // above: n rows of `per_row` bytes); the query's widened block b is four v128 within
                 // `wide`; every scale index is below n · blocks and blocks; wasm loads need no
                 // alignment.
                 unsafe {
-                    let at = |r: usize| base.add((g + r) * bytes + b * block_bytes) as *const v128;
+                    let at =
+                        |r: usize| base.add((g + r) * per_row + b * B::BLOCK_LEN) as *const v128;
                     let w = wide.add(4 * b);
                     let mut n_b = totals(
                         B::lanes(at(0), w),
@@ -434,13 +437,11 @@ pub mod simd {
 
     /// `scores[i] += q · row_i` for Q8_0 rows of `width`.
     pub fn add_scores_q8(q: &QueryQ8, scales: &[f32], qs: &[i8], width: usize, scores: &mut [f32]) {
-        let qs = &qs[..scores.len() * width];
         scan::<Q8>(q, scales, qs, width / BLOCK, scores);
     }
 
     /// `scores[i] += q · row_i` for Q4_0 rows of `width`.
     pub fn add_scores_q4(q: &QueryQ8, scales: &[f32], qs: &[u8], width: usize, scores: &mut [f32]) {
-        let qs = &qs[..scores.len() * width / 2];
         scan::<Q4>(q, scales, qs, width / BLOCK, scores);
     }
 }
